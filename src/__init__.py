@@ -1,0 +1,1 @@
+"""seqlab: recurrent sequence models (LSTM, GRU, RNN) with PyTorch Lightning."""

@@ -1,0 +1,1 @@
+"""LightningDataModules and their helpers."""

@@ -1,0 +1,227 @@
+"""Recurrent encoder (LSTM: Hochreiter & Schmidhuber 1997; GRU: Cho et al. 2014) with exact
+packed-sequence semantics at dense-kernel speed on CPU."""
+
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+Cell = Literal["lstm", "gru", "rnn"]
+_MODULES = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
+_KERNELS = {"lstm": torch.lstm, "gru": torch.gru, "rnn": torch.rnn_tanh}
+
+
+class RecurrentEncoder(nn.Module):
+    """A stack of LSTM / GRU / tanh-RNN layers, ``batch_first``, variable lengths.
+
+    ``forward(x, lengths)`` returns what the matching PyTorch module returns on
+    ``pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)`` unpacked again:
+    ``output`` ``(N, L, D * H_out)`` with zeros at padded steps and ``h_n``
+    ``(num_layers * D, N, H_out)`` taken at each sequence's true end (LSTM: ``(h_n, c_n)``, ``c_n``
+    ``(num_layers * D, N, H_cell)``). On CUDA this is cuDNN's packed kernel. On CPU PyTorch's packed
+    backward grows with the square of the length, so each layer and direction runs the dense
+    (oneDNN) kernel instead: right padding never reaches earlier steps, and the backward direction
+    runs on each sequence reversed within its own length. An LSTM's exact final cell state is
+    rebuilt from the exact hidden states (one extra input/hidden projection and an elementwise
+    scan); pass ``need_cell_state=False`` to skip that when ``c_n`` is not used.
+
+    The parameters live in ``self.rnn``, a plain ``nn.LSTM``/``nn.GRU``/``nn.RNN``, so
+    ``encoder.rnn.load_state_dict(torch_module.state_dict())`` loads PyTorch weights.
+
+    Args:
+        input_size: Features per time step ``H_in``.
+        hidden_size: Hidden units per direction ``H_cell``.
+        cell: Recurrent cell: ``"lstm"``, ``"gru"`` or ``"rnn"`` (tanh).
+        num_layers: Stacked recurrent layers.
+        dropout: Dropout on the outputs of every layer but the last (as in ``nn.LSTM``).
+        bidirectional: Run a second, time-reversed direction and concatenate (``D = 2``).
+        proj_size: LSTM only: project hidden states to this size (``H_out``); 0 disables.
+        init: ``"default"`` (PyTorch's uniform) or ``"xavier_orthogonal"`` (Xavier-uniform input
+            weights, orthogonal recurrent weights per gate, zero biases).
+        forget_bias: LSTM only: initial forget-gate bias (e.g. 1.0, Jozefowicz et al. 2015).
+        learn_initial_state: Learn ``h_0`` (and ``c_0``) instead of starting from zeros.
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        cell: Cell = "lstm",
+        num_layers: int = 1,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        proj_size: int = 0,
+        init: Literal["default", "xavier_orthogonal"] = "default",
+        forget_bias: float | None = None,
+        learn_initial_state: bool = False,
+    ) -> None:
+        super().__init__()
+        if cell not in _MODULES:
+            raise ValueError(f"cell must be one of {sorted(_MODULES)}, got {cell!r}")
+        if cell != "lstm" and (proj_size or forget_bias is not None):
+            raise ValueError(f"proj_size and forget_bias apply to cell='lstm' only, not {cell!r}")
+        extra = {"proj_size": proj_size} if cell == "lstm" else {}
+        self.rnn = _MODULES[cell](
+            input_size,
+            hidden_size,
+            num_layers,
+            batch_first=True,
+            dropout=dropout if num_layers > 1 else 0.0,
+            bidirectional=bidirectional,
+            **extra,
+        )
+        self.cell, self.input_size, self.hidden_size = cell, input_size, hidden_size
+        self.num_layers, self.dropout = num_layers, dropout
+        self.num_directions = 2 if bidirectional else 1
+        self.hidden_out = proj_size or hidden_size  # H_out
+        states = num_layers * self.num_directions
+        self.h0 = nn.Parameter(torch.zeros(states, 1, self.hidden_out)) if learn_initial_state else None
+        has_c0 = learn_initial_state and cell == "lstm"
+        self.c0 = nn.Parameter(torch.zeros(states, 1, hidden_size)) if has_c0 else None
+        self._init_weights(init, forget_bias)
+
+    @property
+    def output_size(self) -> int:
+        """Features per step of ``output``: ``D * H_out``."""
+        return self.num_directions * self.hidden_out
+
+    def _init_weights(self, init: str, forget_bias: float | None) -> None:
+        if init not in ("default", "xavier_orthogonal"):
+            raise ValueError(f"init must be 'default' or 'xavier_orthogonal', got {init!r}")
+        H = self.hidden_size
+        for name, p in self.rnn.named_parameters():
+            if init == "xavier_orthogonal":
+                if name.startswith(("weight_ih", "weight_hr")):
+                    nn.init.xavier_uniform_(p)
+                elif name.startswith("weight_hh"):
+                    for gate in p.data.split(H):  # one (H, H_out) block per gate
+                        nn.init.orthogonal_(gate)
+                else:
+                    nn.init.zeros_(p)
+            if forget_bias is not None and name.startswith("bias"):
+                # gate order i, f, g, o; b_ih + b_hh is the effective bias
+                p.data[H : 2 * H] = forget_bias if name.startswith("bias_ih") else 0.0
+
+    def _initial_state(self, n: int, like: Tensor) -> tuple[Tensor, Tensor | None]:
+        states = self.num_layers * self.num_directions
+        h0 = self.h0.expand(-1, n, -1) if self.h0 is not None else None
+        if h0 is None:
+            h0 = like.new_zeros(states, n, self.hidden_out)
+        if self.cell != "lstm":
+            return h0.contiguous(), None
+        c0 = self.c0.expand(-1, n, -1) if self.c0 is not None else None
+        if c0 is None:
+            c0 = like.new_zeros(states, n, self.hidden_size)
+        return h0.contiguous(), c0.contiguous()
+
+    def forward(
+        self, x: Tensor, lengths: Tensor | None = None, need_cell_state: bool = True
+    ) -> tuple[Tensor, Tensor | tuple[Tensor, Tensor | None]]:
+        """Run the stack.
+
+        Args:
+            x: ``(N, L, H_in)`` right-padded inputs.
+            lengths: ``(N,)`` true lengths in ``1..L``; ``None`` means all ``L``.
+            need_cell_state: LSTM only; ``False`` returns ``c_n=None`` on the CPU
+                variable-length path, saving its rebuild.
+
+        Returns:
+            ``(output, h_n)``, or ``(output, (h_n, c_n))`` for LSTM; shapes as in the class doc.
+        """
+        if x.dim() != 3 or x.size(-1) != self.input_size:
+            raise ValueError(
+                f"expected input (N, L, {self.input_size}) (batch_first), got {tuple(x.shape)}"
+            )
+        n, length = x.shape[:2]
+        h0, c0 = self._initial_state(n, x)
+        hx = (h0, c0) if self.cell == "lstm" else h0
+        if lengths is not None:
+            lengths = _check_lengths(lengths, n, length)
+            if bool((lengths != length).any()):
+                if x.device.type == "cpu":
+                    return self._forward_dense_exact(x, lengths.to(x.device), h0, c0, need_cell_state)
+                packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+                out, state = self.rnn(packed, hx)
+                return pad_packed_sequence(out, batch_first=True, total_length=length)[0], state
+        return self.rnn(x, hx)
+
+    def _layer_params(self, layer: int, direction: int) -> list[Tensor]:
+        suffix = f"_l{layer}" + ("_reverse" if direction else "")
+        names = ["weight_ih", "weight_hh", "bias_ih", "bias_hh"]
+        if self.hidden_out != self.hidden_size:
+            names.append("weight_hr")
+        return [getattr(self.rnn, name + suffix) for name in names]
+
+    def _forward_dense_exact(
+        self, x: Tensor, lengths: Tensor, h0: Tensor, c0: Tensor | None, need_cell_state: bool
+    ) -> tuple[Tensor, Tensor | tuple[Tensor, Tensor | None]]:
+        n, total = x.shape[:2]
+        steps = int(lengths.max())
+        x = x[:, :steps]  # steps past the longest sequence cannot matter
+        t = torch.arange(steps, device=x.device)
+        valid = (t < lengths[:, None]).unsqueeze(-1)  # (N, L', 1)
+        # per-sequence reversal: position t <-> lengths - 1 - t inside each sequence
+        rev = (lengths[:, None] - 1 - t).clamp(min=0).unsqueeze(-1)  # (N, L', 1)
+        last = (lengths - 1).view(n, 1, 1)
+        kernel = _KERNELS[self.cell]
+        h_n, c_n, inp = [], [], x
+        for layer in range(self.num_layers):
+            outs = []
+            for direction in range(self.num_directions):
+                k = layer * self.num_directions + direction
+                params = self._layer_params(layer, direction)
+                seq = inp.gather(1, rev.expand(-1, -1, inp.size(-1))) if direction else inp
+                hx = (h0[k : k + 1], c0[k : k + 1]) if c0 is not None else h0[k : k + 1]
+                out = kernel(seq, hx, params, True, 1, 0.0, self.training, False, True)[0]
+                h_n.append(out.gather(1, last.expand(-1, -1, out.size(-1))).squeeze(1))
+                if c0 is not None and need_cell_state:
+                    c_n.append(_lstm_cell_at_end(seq, out, params, h0[k], c0[k], lengths))
+                outs.append(out.gather(1, rev.expand(-1, -1, out.size(-1))) if direction else out)
+            inp = torch.cat(outs, -1) * valid  # (N, L', D * H_out), zeros at padding
+            if self.training and self.dropout > 0 and layer < self.num_layers - 1:
+                inp = F.dropout(inp, self.dropout, training=True)
+        output = F.pad(inp, (0, 0, 0, total - steps))  # back to (N, L, D * H_out)
+        if self.cell != "lstm":
+            return output, torch.stack(h_n)
+        return output, (torch.stack(h_n), torch.stack(c_n) if c_n else None)
+
+
+def _check_lengths(lengths: Tensor, n: int, length: int) -> Tensor:
+    lengths = torch.as_tensor(lengths)
+    if lengths.shape != (n,):
+        raise ValueError(f"lengths must have shape ({n},), got {tuple(lengths.shape)}")
+    if lengths.numel() and (int(lengths.min()) < 1 or int(lengths.max()) > length):
+        raise ValueError(
+            f"lengths must lie in 1..{length} (the padded length); got min {int(lengths.min())},"
+            f" max {int(lengths.max())}: drop empty sequences before the encoder"
+        )
+    return lengths.long()
+
+
+def _lstm_cell_at_end(
+    seq: Tensor, out: Tensor, params: list[Tensor], h0: Tensor, c0: Tensor, lengths: Tensor
+) -> Tensor:
+    """Exact LSTM cell state at each sequence's last step, from the exact hidden states.
+
+    Args:
+        seq: ``(N, L, H_in)`` the direction's input; out: ``(N, L, H_out)`` its hidden states;
+        params: that layer-direction's weights; h0: ``(N, H_out)``; c0: ``(N, H_cell)``;
+        lengths: ``(N,)``.
+
+    Returns:
+        ``(N, H_cell)``.
+    """
+    w_ih, w_hh, b_ih, b_hh = params[:4]
+    h_prev = torch.cat([h0.unsqueeze(1), out[:, :-1]], 1)  # h_{t-1}, (N, L, H_out)
+    gates = F.linear(seq, w_ih, b_ih) + F.linear(h_prev, w_hh, b_hh)  # (N, L, 4 H_cell)
+    i, f, g, _ = gates.chunk(4, -1)
+    i, f, g = i.sigmoid(), f.sigmoid(), g.tanh()
+    c, cells = c0, []
+    for step in range(seq.size(1)):
+        c = f[:, step] * c + i[:, step] * g[:, step]
+        cells.append(c)
+    cells = torch.stack(cells, 1)  # (N, L, H_cell)
+    last = (lengths - 1).view(-1, 1, 1).expand(-1, 1, cells.size(-1))
+    return cells.gather(1, last).squeeze(1)

@@ -1,0 +1,1 @@
+"""LightningModules: one per task, each taking the network as `net`."""

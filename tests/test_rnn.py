@@ -1,0 +1,114 @@
+"""RecurrentEncoder equals PyTorch's packed result, forward and backward."""
+
+import itertools
+
+import pytest
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from src.models.rnn import RecurrentEncoder
+
+CASES = list(itertools.product(["lstm", "gru", "rnn"], [False, True], [1, 2]))
+
+
+def _reference(enc: RecurrentEncoder, x, lengths):
+    ref = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}[enc.cell]
+    kwargs = {"proj_size": enc.rnn.proj_size} if enc.cell == "lstm" else {}
+    module = ref(
+        enc.input_size,
+        enc.hidden_size,
+        enc.num_layers,
+        batch_first=True,
+        bidirectional=enc.num_directions == 2,
+        **kwargs,
+    ).double()
+    module.load_state_dict(enc.rnn.state_dict())
+    packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+    out, state = module(packed)
+    out = pad_packed_sequence(out, batch_first=True, total_length=x.size(1))[0]
+    return module, out, state
+
+
+def _flatten(state):
+    return list(state) if isinstance(state, tuple) else [state]
+
+
+@pytest.mark.parametrize(("cell", "bidirectional", "num_layers"), CASES)
+@pytest.mark.parametrize("lengths", [[7, 1, 4, 9, 9, 2], [5, 5, 5, 5, 5, 5]])
+def test_equals_packed_forward_and_backward(cell, bidirectional, num_layers, lengths):
+    torch.manual_seed(0)
+    enc = RecurrentEncoder(5, 6, cell, num_layers, bidirectional=bidirectional).double()
+    lengths = torch.tensor(lengths)
+    x = torch.randn(len(lengths), 9, 5, dtype=torch.double, requires_grad=True)
+    out, state = enc(x, lengths)
+    module, ref_out, ref_state = _reference(enc, x, lengths)
+    torch.testing.assert_close(out, ref_out, atol=1e-10, rtol=1e-10)
+    for got, want in zip(_flatten(state), _flatten(ref_state), strict=True):
+        torch.testing.assert_close(got, want, atol=1e-10, rtol=1e-10)
+    # gradients of every output, through every state, w.r.t. input and weights
+    weights = [torch.randn_like(t) for t in [out, *_flatten(state)]]
+    loss = sum((w * t).sum() for w, t in zip(weights, [out, *_flatten(state)], strict=True))
+    ref_loss = sum(
+        (w * t).sum() for w, t in zip(weights, [ref_out, *_flatten(ref_state)], strict=True)
+    )
+    grads = torch.autograd.grad(loss, [x, *enc.rnn.parameters()])
+    ref_grads = torch.autograd.grad(ref_loss, [x, *module.parameters()])
+    for got, want in zip(grads, ref_grads, strict=True):
+        torch.testing.assert_close(got, want, atol=1e-9, rtol=1e-9)
+
+
+def test_float32_random_lengths_within_1e5():
+    torch.manual_seed(1)
+    enc = RecurrentEncoder(8, 16, "lstm", 2, bidirectional=True)
+    lengths = torch.randint(1, 40, (16,))
+    x = torch.randn(16, 40, 8)
+    out, (h, c) = enc(x, lengths)
+    _, ref_out, (rh, rc) = _reference(enc.double(), x.double(), lengths)
+    torch.testing.assert_close(out.double(), ref_out, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(h.double(), rh, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(c.double(), rc, atol=1e-5, rtol=1e-5)
+
+
+def test_projection_and_learned_initial_state():
+    torch.manual_seed(2)
+    enc = RecurrentEncoder(4, 8, "lstm", 2, bidirectional=True, proj_size=3).double()
+    lengths = torch.tensor([6, 2, 4])
+    x = torch.randn(3, 6, 4, dtype=torch.double)
+    out, (h, c) = enc(x, lengths)
+    assert out.shape == (3, 6, 6) and h.shape == (4, 3, 3) and c.shape == (4, 3, 8)
+    _, ref_out, (rh, rc) = _reference(enc, x, lengths)
+    torch.testing.assert_close(out, ref_out)
+    torch.testing.assert_close(c, rc)
+    learned = RecurrentEncoder(4, 8, "gru", learn_initial_state=True)
+    out, h = learned(torch.randn(2, 5, 4), torch.tensor([5, 3]))
+    h.sum().backward()
+    assert learned.h0.grad is not None and learned.h0.grad.abs().sum() > 0
+
+
+def test_padding_never_leaks():
+    torch.manual_seed(3)
+    enc = RecurrentEncoder(3, 4, "lstm", 2, bidirectional=True).eval()
+    lengths = torch.tensor([5, 3])
+    x = torch.randn(2, 7, 3)
+    noisy = x.clone()
+    noisy[1, 3:] = 100.0
+    noisy[0, 5:] = -100.0
+    a, (ha, ca) = enc(x, lengths)
+    b, (hb, cb) = enc(noisy, lengths)
+    torch.testing.assert_close(a, b)
+    torch.testing.assert_close(ca, cb)
+    assert (a[1, 3:] == 0).all()
+
+
+def test_init_options_and_errors():
+    enc = RecurrentEncoder(4, 8, "lstm", init="xavier_orthogonal", forget_bias=1.0)
+    w = enc.rnn.weight_hh_l0[:8]
+    torch.testing.assert_close(w @ w.T, torch.eye(8), atol=1e-5, rtol=0)
+    assert (enc.rnn.bias_ih_l0[8:16] == 1.0).all() and (enc.rnn.bias_hh_l0[8:16] == 0).all()
+    with pytest.raises(ValueError, match="lengths must lie in 1"):
+        enc(torch.randn(2, 3, 4), torch.tensor([3, 0]))
+    with pytest.raises(ValueError, match="expected input"):
+        enc(torch.randn(2, 3, 5))
+    with pytest.raises(ValueError, match="cell='lstm' only"):
+        RecurrentEncoder(4, 8, "gru", proj_size=2)
