@@ -77,7 +77,9 @@ class RecurrentEncoder(nn.Module):
         self.num_directions = 2 if bidirectional else 1
         self.hidden_out = proj_size or hidden_size  # H_out
         states = num_layers * self.num_directions
-        self.h0 = nn.Parameter(torch.zeros(states, 1, self.hidden_out)) if learn_initial_state else None
+        self.h0 = (
+            nn.Parameter(torch.zeros(states, 1, self.hidden_out)) if learn_initial_state else None
+        )
         has_c0 = learn_initial_state and cell == "lstm"
         self.c0 = nn.Parameter(torch.zeros(states, 1, hidden_size)) if has_c0 else None
         self._init_weights(init, forget_bias)
@@ -141,8 +143,12 @@ class RecurrentEncoder(nn.Module):
             lengths = _check_lengths(lengths, n, length)
             if bool((lengths != length).any()):
                 if x.device.type == "cpu":
-                    return self._forward_dense_exact(x, lengths.to(x.device), h0, c0, need_cell_state)
-                packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+                    return self._forward_dense_exact(
+                        x, lengths.to(x.device), h0, c0, need_cell_state
+                    )
+                packed = pack_padded_sequence(
+                    x, lengths.cpu(), batch_first=True, enforce_sorted=False
+                )
                 out, state = self.rnn(packed, hx)
                 return pad_packed_sequence(out, batch_first=True, total_length=length)[0], state
         return self.rnn(x, hx)

@@ -1,0 +1,77 @@
+"""Shared benchmark helpers: timing with spread, the machine's matmul reference, memory."""
+
+import os
+import platform
+import resource
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+
+
+def timed(fn: Callable[[], object], repeats: int, warmup: int = 1) -> dict:
+    """Median / min / max seconds of ``fn`` over ``repeats`` runs after ``warmup`` runs."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return {
+        "median_s": statistics.median(times),
+        "min_s": min(times),
+        "max_s": max(times),
+        "n": repeats,
+    }
+
+
+def matmul_gflops(size: int = 4096, repeats: int = 5) -> float:
+    """fp32 GFLOP/s of a large square matmul: the machine's practical peak."""
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    a = torch.randn(size, size, device=device)
+    b = torch.randn(size, size, device=device)
+
+    def step() -> None:
+        a @ b
+        if device == "cuda":
+            torch.cuda.synchronize()
+
+    t = timed(step, repeats)
+    return 2 * size**3 / t["median_s"] / 1e9
+
+
+def lstm_flops_per_token(
+    input_size: int, hidden_size: int, num_layers: int, directions: int
+) -> int:
+    """Forward FLOPs per token of a stacked LSTM (gate matmuls only; GRU is 3/4 of it)."""
+    total, width = 0, input_size
+    for _ in range(num_layers):
+        total += directions * 2 * 4 * hidden_size * (width + hidden_size)
+        width = directions * hidden_size
+    return total
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process in MiB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def machine() -> dict:
+    """CPU model, core count and library versions for the report."""
+    cpu = platform.processor()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    info = {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+    }
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name()
+    return info

@@ -1,0 +1,39 @@
+"""Command line: ``python -m src.cli {fit,validate,test,predict} --config configs/<exp>.yaml``."""
+
+from lightning.pytorch.cli import LightningCLI
+
+# (datamodule attribute, network / task argument): sizes known only once the data is prepared.
+# A link whose source attribute or target argument is absent in the chosen classes is skipped.
+LINKS = [
+    ("data.vocab_size", "model.init_args.net.init_args.vocab_size"),
+    ("data.num_classes", "model.init_args.net.init_args.num_classes"),
+    ("data.num_classes", "model.init_args.num_classes"),
+    ("data.input_size", "model.init_args.net.init_args.input_size"),
+    ("data.output_len", "model.init_args.net.init_args.output_len"),
+    ("data.n_targets", "model.init_args.net.init_args.output_size"),
+    ("data.target_mean", "model.init_args.target_mean"),
+    ("data.target_std", "model.init_args.target_std"),
+]
+
+
+class SeqLabCLI(LightningCLI):
+    """LightningCLI with the datamodule -> model size links."""
+
+    def add_arguments_to_parser(self, parser) -> None:
+        for source, target in LINKS:
+            parser.link_arguments(source, target, apply_on="instantiate")
+
+
+def main(args: list[str] | None = None, run: bool = True) -> SeqLabCLI:
+    """Entry point; ``args``/``run`` let tests drive the CLI in-process."""
+    return SeqLabCLI(
+        subclass_mode_model=True,
+        subclass_mode_data=True,
+        save_config_kwargs={"overwrite": True},
+        args=args,
+        run=run,
+    )
+
+
+if __name__ == "__main__":
+    main()

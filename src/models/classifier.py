@@ -1,0 +1,102 @@
+"""Recurrent text classifier: embedding -> RecurrentEncoder -> pooling -> dropout -> linear
+(as in Dai & Le 2015's supervised LSTM baseline)."""
+
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+
+from src.models.pooling import Pooling, SequencePooling
+from src.models.rnn import Cell, RecurrentEncoder
+
+
+class RNNClassifier(nn.Module):
+    """Token ids ``(N, L)`` plus lengths ``(N,)`` -> class logits ``(N, C)``.
+
+    Args:
+        vocab_size: Embedding rows (linked from the datamodule); id 0 is padding.
+        num_classes: Output classes ``C`` (linked from the datamodule).
+        embedding_dim: Embedding width ``H_in``.
+        hidden_size: Recurrent units per direction.
+        cell: ``"lstm"``, ``"gru"`` or ``"rnn"``.
+        num_layers: Stacked recurrent layers.
+        dropout: Dropout between recurrent layers.
+        bidirectional: Use a bidirectional encoder.
+        proj_size: LSTM projection size (0 = none).
+        pooling: ``"last"``, ``"mean"``, ``"max"`` or ``"attention"``.
+        attention_size: Scoring width of attention pooling.
+        layer_norm: LayerNorm on the pooled vector.
+        embedding_dropout: Dropout on the embeddings.
+        output_dropout: Dropout on the pooled vector before the linear head.
+        init: Recurrent weight initialisation, see :class:`RecurrentEncoder`.
+        forget_bias: LSTM forget-gate bias at initialisation.
+        learn_initial_state: Learn the initial recurrent state.
+        freeze_embeddings: Keep the embedding fixed (with pretrained vectors).
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        num_classes: int = 2,
+        embedding_dim: int = 128,
+        hidden_size: int = 256,
+        cell: Cell = "lstm",
+        num_layers: int = 1,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        proj_size: int = 0,
+        pooling: Pooling = "last",
+        attention_size: int = 128,
+        layer_norm: bool = False,
+        embedding_dropout: float = 0.0,
+        output_dropout: float = 0.5,
+        init: Literal["default", "xavier_orthogonal"] = "default",
+        forget_bias: float | None = None,
+        learn_initial_state: bool = False,
+        freeze_embeddings: bool = False,
+    ) -> None:
+        super().__init__()
+        self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=0)
+        self.embedding.weight.requires_grad_(not freeze_embeddings)
+        self.embedding_dropout = nn.Dropout(embedding_dropout)
+        self.encoder = RecurrentEncoder(
+            embedding_dim,
+            hidden_size,
+            cell,
+            num_layers,
+            dropout,
+            bidirectional,
+            proj_size,
+            init,
+            forget_bias,
+            learn_initial_state,
+        )
+        width = self.encoder.output_size
+        self.norm = nn.LayerNorm(width) if layer_norm else nn.Identity()
+        self.pool = SequencePooling(pooling, width, self.encoder.num_directions, attention_size)
+        self.head = nn.Sequential(nn.Dropout(output_dropout), nn.Linear(width, num_classes))
+
+    def load_embeddings(self, vectors: Tensor) -> None:
+        """Copy pretrained vectors ``(vocab_size, embedding_dim)`` into the embedding."""
+        if vectors.shape != self.embedding.weight.shape:
+            raise ValueError(
+                f"pretrained vectors have shape {tuple(vectors.shape)}, the embedding "
+                f"{tuple(self.embedding.weight.shape)}: match vocab_size and embedding_dim"
+            )
+        with torch.no_grad():
+            self.embedding.weight.copy_(vectors)
+
+    def forward(
+        self, tokens: Tensor, lengths: Tensor | None = None, return_attention: bool = False
+    ) -> Tensor | tuple[Tensor, Tensor | None]:
+        """Classify ``tokens`` ``(N, L)`` with ``lengths`` ``(N,)``.
+
+        Returns:
+            Logits ``(N, C)``; with ``return_attention`` also the pooling weights ``(N, L)``.
+        """
+        x = self.embedding_dropout(self.embedding(tokens))  # (N, L, H_in)
+        output, state = self.encoder(x, lengths, need_cell_state=False)
+        h_n = state[0] if isinstance(state, tuple) else state  # LSTM returns (h_n, c_n)
+        pooled, weights = self.pool(output, h_n, lengths)
+        logits = self.head(self.norm(pooled))
+        return (logits, weights) if return_attention else logits

@@ -1,0 +1,81 @@
+"""Sequence classification task (IMDB sentiment): cross-entropy with accuracy, F1 and AUROC."""
+
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from lightning import LightningModule
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from torch import nn
+from torchmetrics import MetricCollection
+from torchmetrics.classification import MulticlassAccuracy, MulticlassAUROC, MulticlassF1Score
+
+from src.tasks.optim import configure
+
+
+class ClassificationTask(LightningModule):
+    """Trains any ``net(tokens, lengths) -> logits`` on batches ``{tokens, lengths, labels}``.
+
+    Args:
+        net: The network, e.g. :class:`src.models.classifier.RNNClassifier`.
+        num_classes: Classes (linked from the datamodule).
+        optimizer: Optimizer factory (YAML ``class_path``); Adam by default.
+        scheduler: LR scheduler factory; ReduceLROnPlateau watches ``monitor``.
+        monitor: Metric watched by ReduceLROnPlateau.
+        scheduler_interval: Step the scheduler every ``"epoch"`` or ``"step"``.
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        num_classes: int = 2,
+        optimizer: OptimizerCallable = torch.optim.Adam,
+        scheduler: LRSchedulerCallable | None = None,
+        monitor: str = "val/loss",
+        scheduler_interval: Literal["epoch", "step"] = "epoch",
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"])
+        self.net, self.optimizer, self.scheduler = net, optimizer, scheduler
+        metrics = MetricCollection(
+            {
+                "acc": MulticlassAccuracy(num_classes, average="micro"),
+                "f1": MulticlassF1Score(num_classes, average="macro"),
+                "auroc": MulticlassAUROC(num_classes),
+            }
+        )
+        self.metrics = nn.ModuleDict(
+            {stage: metrics.clone(prefix=f"{stage}/") for stage in ("train", "val", "test")}
+        )
+
+    def forward(self, tokens: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        return self.net(tokens, lengths)
+
+    def _shared_step(self, batch: dict, stage: str) -> torch.Tensor:
+        logits = self(batch["tokens"], batch["lengths"])
+        loss = F.cross_entropy(logits, batch["labels"])
+        metrics = self.metrics[stage]
+        metrics.update(logits.detach().softmax(-1), batch["labels"])
+        n = batch["labels"].numel()
+        self.log(f"{stage}/loss", loss, prog_bar=True, batch_size=n, sync_dist=stage != "train")
+        self.log_dict(
+            metrics, on_step=False, on_epoch=True, prog_bar=stage != "train", batch_size=n
+        )
+        return loss
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        return self._shared_step(batch, "train")
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        self._shared_step(batch, "val")
+
+    def test_step(self, batch: dict, batch_idx: int) -> None:
+        self._shared_step(batch, "test")
+
+    def predict_step(self, batch: dict, batch_idx: int) -> dict[str, torch.Tensor]:
+        probs = self(batch["tokens"], batch["lengths"]).softmax(-1)
+        return {"label": probs.argmax(-1), "probs": probs}
+
+    def configure_optimizers(self) -> dict:
+        interval = self.hparams.scheduler_interval
+        return configure(self, self.optimizer, self.scheduler, self.hparams.monitor, interval)
