@@ -44,9 +44,9 @@ class ClassificationTask(LightningModule):
                 "auroc": MulticlassAUROC(num_classes),
             }
         )
-        self.metrics = nn.ModuleDict(
-            {stage: metrics.clone(prefix=f"{stage}/") for stage in ("train", "val", "test")}
-        )
+        self.train_metrics = metrics.clone(prefix="train/")
+        self.val_metrics = metrics.clone(prefix="val/")
+        self.test_metrics = metrics.clone(prefix="test/")
 
     def forward(self, tokens: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         return self.net(tokens, lengths)
@@ -54,7 +54,7 @@ class ClassificationTask(LightningModule):
     def _shared_step(self, batch: dict, stage: str) -> torch.Tensor:
         logits = self(batch["tokens"], batch["lengths"])
         loss = F.cross_entropy(logits, batch["labels"])
-        metrics = self.metrics[stage]
+        metrics = getattr(self, f"{stage}_metrics")
         metrics.update(logits.detach().softmax(-1), batch["labels"])
         n = batch["labels"].numel()
         self.log(f"{stage}/loss", loss, prog_bar=True, batch_size=n, sync_dist=stage != "train")

@@ -77,7 +77,9 @@ class ForecastingTask(LightningModule):
         self.net, self.optimizer, self.scheduler = net, optimizer, scheduler
         self.register_buffer("mean", torch.tensor(target_mean or [0.0]))
         self.register_buffer("std", torch.tensor(target_std or [1.0]))
-        self.metrics = nn.ModuleDict({s: ForecastMetrics() for s in ("train", "val", "test")})
+        self.train_metrics = ForecastMetrics()
+        self.val_metrics = ForecastMetrics()
+        self.test_metrics = ForecastMetrics()
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)
@@ -91,17 +93,16 @@ class ForecastingTask(LightningModule):
         loss = F.mse_loss(pred, batch["y"])
         naive = batch["last"].unsqueeze(1).expand_as(batch["y"])  # repeat the last observation
         inv = self.inverse_transform
-        self.metrics[stage].update(inv(pred.detach()), inv(batch["y"]), inv(naive))
+        getattr(self, f"{stage}_metrics").update(inv(pred.detach()), inv(batch["y"]), inv(naive))
         n = batch["y"].size(0)
         self.log(f"{stage}/loss", loss, prog_bar=True, batch_size=n, sync_dist=stage != "train")
         return loss
 
     def _log_epoch(self, stage: str) -> None:
-        metric = self.metrics[stage]
+        metric = getattr(self, f"{stage}_metrics")
         if metric.update_count:  # nothing to report after an empty epoch
-            values = {f"{stage}/{k}": v.float() for k, v in metric.compute().items()}
-            self.log_dict(values)
-            self.log(f"{stage}/mse", values[f"{stage}/mse"], prog_bar=True)
+            for name, value in metric.compute().items():
+                self.log(f"{stage}/{name}", value.float(), prog_bar=name == "mse")
         metric.reset()
 
     def training_step(self, batch: dict, batch_idx: int) -> Tensor:

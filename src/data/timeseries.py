@@ -1,0 +1,244 @@
+"""Forecasting DataModule: sliding windows over a chronologically split series (seeds' recipe)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import lightning as L
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
+
+from src.data import series as gen
+
+SeriesKind = Literal["sine", "multi_sine", "trend_seasonal", "multivariate", "random_walk", "csv"]
+STAGES = ("train", "val", "test")
+
+
+class WindowDataset(Dataset):
+    """Windows ``data[s : s + input_len]`` -> ``data[s + input_len : s + input_len + output_len]``.
+
+    Args:
+        data: ``(T_total, C)`` scaled series; channels ``0 .. n_targets - 1`` are the targets.
+        starts: absolute start index of each window.
+        input_len: steps fed to the model.
+        output_len: steps to forecast.
+        n_targets: number of target channels.
+    """
+
+    def __init__(
+        self, data: Tensor, starts: np.ndarray, input_len: int, output_len: int, n_targets: int
+    ) -> None:
+        self.data, self.starts = data, starts
+        self.input_len, self.output_len, self.n_targets = input_len, output_len, n_targets
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def __getitem__(self, i: int) -> dict[str, Tensor]:
+        s = int(self.starts[i])
+        x = self.data[s : s + self.input_len]  # (input_len, C)
+        y = self.data[s + self.input_len : s + self.input_len + self.output_len, : self.n_targets]
+        return {"x": x, "y": y, "last": x[-1, : self.n_targets]}
+
+
+class TimeSeriesDataModule(L.LightningDataModule):
+    """Synthetic or CSV series, split train/val/test in time order, cut into windows per segment.
+
+    Batches are dicts: ``x`` ``(N, input_len, C)`` scaled inputs (all channels), ``y``
+    ``(N, output_len, T)`` scaled targets, ``last`` ``(N, T)`` the last observed target (the naive
+    forecast). No window crosses a segment boundary, and the per-channel scaler is fitted on the
+    train segment only.
+
+    Args:
+        series: which series; ``"csv"`` reads ``csv_path``, the others are synthetic
+            (see :mod:`src.data.series`).
+        csv_path: CSV file for ``series="csv"`` (one row per time step, chronological).
+        target_columns: CSV columns to forecast (required for ``"csv"``).
+        feature_columns: extra CSV input columns (covariates).
+        n_points: length of a synthetic series (ignored for CSV).
+        t_max: synthetic time grid is ``linspace(0, t_max, n_points)`` (unused by random_walk).
+        noise_std: std of the Gaussian noise of synthetic series (step std of the random walk).
+        input_len: steps in each input window.
+        output_len: steps to forecast after each input window.
+        stride: steps between consecutive window starts.
+        val_fraction: share of the series (its middle part) used for validation.
+        test_fraction: share of the series (its end) used for testing and prediction.
+        scale: standardise each channel with the train segment's mean and std.
+        batch_size: windows per batch.
+        num_workers: DataLoader worker processes.
+        seed: seed of the synthetic noise (the training shuffle follows ``seed_everything``).
+    """
+
+    def __init__(
+        self,
+        series: SeriesKind = "sine",
+        csv_path: str | None = None,
+        target_columns: list[str] | None = None,
+        feature_columns: list[str] | None = None,
+        n_points: int = 10000,
+        t_max: float = 200.0,
+        noise_std: float = 0.1,
+        input_len: int = 60,
+        output_len: int = 10,
+        stride: int = 1,
+        val_fraction: float = 0.15,
+        test_fraction: float = 0.15,
+        scale: bool = True,
+        batch_size: int = 64,
+        num_workers: int = 0,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        if series == "csv" and not csv_path:
+            raise ValueError('series="csv" needs csv_path; set it, e.g. --data.csv_path data.csv')
+        if series == "csv" and not target_columns:
+            raise ValueError('series="csv" needs target_columns, e.g. --data.target_columns [load]')
+        for name, value in (("input_len", input_len), ("output_len", output_len)):
+            if value < 1:
+                raise ValueError(f"{name} must be >= 1, got {value}")
+        if stride < 1:
+            raise ValueError(f"stride must be >= 1, got {stride}")
+        if not (val_fraction > 0 and test_fraction > 0 and val_fraction + test_fraction < 1):
+            raise ValueError(
+                f"val_fraction={val_fraction} and test_fraction={test_fraction} must each lie in "
+                "(0, 1) and sum to less than 1"
+            )
+        self.series, self.csv_path, self.seed = series, csv_path, seed
+        self.target_columns, self.feature_columns = target_columns, feature_columns
+        self.n_points, self.t_max, self.noise_std = n_points, t_max, noise_std
+        self.input_len, self.output_len, self.stride = input_len, output_len, stride
+        self.val_fraction, self.test_fraction, self.scale = val_fraction, test_fraction, scale
+        self.batch_size, self.num_workers = batch_size, num_workers
+        self._data: Tensor | None = None  # (T_total, C) scaled series, built on first access
+        self._segments: dict[str, tuple[int, int]] = {}
+        self._window_starts: dict[str, np.ndarray] = {}
+        self._columns: list[str] = []
+        self.datasets: dict[str, WindowDataset] = {}
+
+    # ---- data, built lazily and cached -----------------------------------------------------
+    def _raw(self) -> tuple[np.ndarray, list[str]]:
+        if self.series == "csv":
+            return gen.load_csv(self.csv_path, self.target_columns, self.feature_columns)
+        rng = np.random.default_rng(self.seed)
+        n, t_max, std = self.n_points, self.t_max, self.noise_std
+        if self.series == "random_walk":
+            return gen.random_walk(n, step_std=std, rng=rng), ["target"]
+        make = {"sine": gen.sine, "multi_sine": gen.multi_sine}
+        make |= {"trend_seasonal": gen.trend_seasonal, "multivariate": gen.multivariate}
+        if self.series not in make:
+            raise ValueError(f"unknown series {self.series!r}; pick one of {SeriesKind.__args__}")
+        values = make[self.series](n, t_max=t_max, noise_std=std, rng=rng)
+        return values, ["target"] + [f"covariate_{i}" for i in range(1, values.shape[1])]
+
+    def _build(self) -> None:
+        raw, self._columns = self._raw()
+        total, window = len(raw), self.input_len + self.output_len
+        n_val, n_test = round(total * self.val_fraction), round(total * self.test_fraction)
+        n_train = total - n_val - n_test
+        bounds = np.cumsum([0, n_train, n_val, n_test]).tolist()
+        self._segments = {s: (bounds[i], bounds[i + 1]) for i, s in enumerate(STAGES)}
+        hints = {"train": "lower val_fraction/test_fraction", "val": "raise val_fraction"}
+        hints["test"] = "raise test_fraction"
+        more = "use a longer CSV" if self.series == "csv" else "raise n_points"
+        for stage, (start, end) in self._segments.items():
+            if window > end - start:
+                raise ValueError(
+                    f"input_len + output_len = {window} exceeds the {stage} segment of "
+                    f"{end - start} points; lower them or {more}/{hints[stage]}"
+                )
+        self._window_starts = {
+            s: np.arange(a, b - window + 1, self.stride) for s, (a, b) in self._segments.items()
+        }
+        train = raw[: bounds[1]].astype(np.float64)
+        self.mean = train.mean(axis=0) if self.scale else np.zeros(raw.shape[1])
+        std = train.std(axis=0) if self.scale else np.ones(raw.shape[1])
+        self.std = np.where(std > 0, std, 1.0)  # a constant channel is only centred
+        self._data = torch.from_numpy(((raw - self.mean) / self.std).astype(np.float32))
+
+    def _ensure(self) -> None:
+        if self._data is None:
+            self._build()
+
+    @property
+    def data(self) -> Tensor:
+        """The whole scaled series, ``(T_total, C)``, generated or loaded on first access."""
+        self._ensure()
+        return self._data
+
+    @property
+    def segments(self) -> dict[str, tuple[int, int]]:
+        """Half-open ``[start, end)`` index range of the train/val/test segments."""
+        self._ensure()
+        return self._segments
+
+    @property
+    def window_starts(self) -> dict[str, np.ndarray]:
+        """Absolute start index of every window, per segment."""
+        self._ensure()
+        return self._window_starts
+
+    @property
+    def column_names(self) -> list[str]:
+        """Names of the channels of ``x``, targets first."""
+        self._ensure()
+        return self._columns
+
+    @property
+    def input_size(self) -> int:
+        """Channels in ``x`` (targets + features)."""
+        return self.data.shape[1]
+
+    @property
+    def n_targets(self) -> int:
+        """Target channels in ``y``."""
+        return len(self.target_columns) if self.series == "csv" else 1
+
+    @property
+    def target_mean(self) -> list[float]:
+        """Train-fitted mean of each target channel (zeros when ``scale=False``)."""
+        self._ensure()
+        return [float(m) for m in self.mean[: self.n_targets]]
+
+    @property
+    def target_std(self) -> list[float]:
+        """Train-fitted std of each target channel (ones when ``scale=False``)."""
+        self._ensure()
+        return [float(s) for s in self.std[: self.n_targets]]
+
+    def inverse_transform_target(self, y: Tensor) -> Tensor:
+        """Undo the scaling of a ``(..., T)`` target tensor."""
+        mean = torch.tensor(self.target_mean, dtype=y.dtype, device=y.device)
+        std = torch.tensor(self.target_std, dtype=y.dtype, device=y.device)
+        return y * std + mean
+
+    # ---- Lightning hooks -------------------------------------------------------------------
+    def setup(self, stage: str | None = None) -> None:
+        if not self.datasets:
+            args = (self.input_len, self.output_len, self.n_targets)
+            starts = self.window_starts
+            self.datasets = {s: WindowDataset(self.data, starts[s], *args) for s in STAGES}
+
+    def _loader(self, stage: str, shuffle: bool = False) -> DataLoader:
+        self.setup()
+        return DataLoader(
+            self.datasets[stage],
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test")
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader("test")
