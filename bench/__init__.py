@@ -1,0 +1,1 @@
+"""Benchmarks: `python -m bench.<name>`; reports go to bench/results/."""

@@ -1,0 +1,99 @@
+"""Headline figures under fixed keys (``summary.json``) and the Markdown table the README quotes."""
+
+
+def _get(results: dict, *path, default=None):
+    node = results
+    for key in path:
+        if not isinstance(node, dict) or key not in node:
+            return default
+        node = node[key]
+    return node
+
+
+def summary(results: dict, machine: dict) -> dict:
+    """Fixed keys, comparable across commits; ``None`` where a benchmark did not run."""
+    rnn = results.get("rnn", {})
+    bilstm = next(
+        (r for r in rnn.get("one_batch", []) if r["cell"] == "lstm" and r["bidirectional"]), {}
+    )
+    return {
+        "machine": machine,
+        "quick": bool(rnn.get("quick", False)),
+        "matmul_gflops": rnn.get("matmul_gflops"),
+        "lightning_overhead_pct": _get(results, "overhead", "imdb_bilstm_step", "overhead_pct"),
+        "lightning_overhead_tiny_ms": _get(
+            results, "overhead", "tiny_forecaster_step", "overhead_ms_per_step"
+        ),
+        "bilstm_train_peak_fraction": _get(rnn, "bucketed", "peak_fraction"),
+        "bilstm_one_batch_peak_fraction": bilstm.get("peak_fraction"),
+        "bilstm_speedup_vs_packed": bilstm.get("speedup_vs_packed"),
+        "bilstm_max_abs_diff_vs_packed": bilstm.get("max_abs_diff"),
+        "bucket_real_token_share": _get(results, "data", "real_token_share_bucketed"),
+        "imdb_tokenize_first_s": _get(results, "data", "first_run_s"),
+        "imdb_tokenize_cached_s": _get(results, "data", "cached_load_s"),
+    }
+
+
+def _fmt(value, spec: str = ".3g") -> str:
+    return "n/a" if value is None else format(value, spec)
+
+
+def _spread(t: dict) -> str:
+    return f"{t['median_s']:.3f} s ({t['min_s']:.3f}-{t['max_s']:.3f}, n={t['n']})"
+
+
+def markdown(head: dict, results: dict) -> str:
+    """Summary table plus the per-variant timings of the recurrent benchmark."""
+    m = head["machine"]
+    h = head
+    rows = [
+        ("fp32 matmul reference", f"{_fmt(h['matmul_gflops'], '.1f')} GFLOP/s"),
+        (
+            "BiLSTM training, bucketed batches: share of matmul peak",
+            _fmt(h["bilstm_train_peak_fraction"], ".1%"),
+        ),
+        (
+            "BiLSTM fwd+bwd, one IMDB-like batch: speed-up vs PyTorch packed",
+            f"{_fmt(h['bilstm_speedup_vs_packed'], '.1f')}x",
+        ),
+        (
+            "... max abs difference vs packed (output, h_n, c_n)",
+            _fmt(h["bilstm_max_abs_diff_vs_packed"], ".1e"),
+        ),
+        ("Lightning overhead, IMDB BiLSTM step", f"{_fmt(h['lightning_overhead_pct'], '+.2f')} %"),
+        (
+            "Lightning overhead, tiny forecaster step",
+            f"{_fmt(h['lightning_overhead_tiny_ms'], '+.2f')} ms",
+        ),
+        (
+            "Real tokens in bucketed IMDB batches (batch 64)",
+            _fmt(h["bucket_real_token_share"], ".1%"),
+        ),
+        (
+            "IMDB tokenise + cache: first run / cached",
+            f"{_fmt(h['imdb_tokenize_first_s'], '.1f')} s"
+            f" / {_fmt(h['imdb_tokenize_cached_s'], '.2f')} s",
+        ),
+    ]
+    m = h["machine"]
+    title = f"Machine: {m.get('cpu')}, {m.get('cores')} cores, torch {m.get('torch')}"
+    title += (f", GPU {m['gpu']}" if "gpu" in m else "") + (" (quick sizes)" if h["quick"] else "")
+    lines = [title, "", "| figure | value |", "|---|---|"]
+    lines += [f"| {name} | {value} |" for name, value in rows]
+    rnn = results.get("rnn", {})
+    if rnn.get("one_batch"):
+        lines += [
+            "",
+            "| one batch, fwd+bwd | "
+            + " | ".join(["encoder", "encoder + exact c_n", "dense padded", "packed"])
+            + " |",
+            "|---|---|---|---|---|",
+        ]
+        for row in rnn["one_batch"]:
+            name = f"{row['cell']} {'bi' if row['bidirectional'] else 'uni'}"
+            cells = [
+                _spread(row[k]) if k in row else "-"
+                for k in ("encoder", "encoder_with_c_n", "dense_padded", "packed")
+            ]
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
