@@ -81,3 +81,25 @@ def test_round_trip_fit_test_predict(name, tmp_path, monkeypatch):
         ["fit", "--config", str(config), "--trainer.max_epochs", "3", "--ckpt_path", "last"]
     )
     assert resumed.trainer.current_epoch == 3  # continued from epoch 2, not from scratch
+
+
+def test_pretrained_vectors_reach_the_embedding(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    config = _tiny_config(ROOT / "configs" / "imdb_bilstm.yaml", tmp_path, fast_dev_run=True)
+    cli = main(
+        [
+            "fit",
+            "--config",
+            str(config),
+            "--data.init_args.vectors_path",
+            str(FIXTURES / "glove.txt"),
+            "--model.init_args.net.init_args.embedding_dim",
+            "4",
+            "--model.init_args.net.init_args.freeze_embeddings",
+            "true",
+        ]
+    )
+    movie = cli.datamodule.tokenizer.token_to_id("movie")
+    weight = cli.model.net.embedding.weight
+    torch.testing.assert_close(weight[movie], torch.tensor([0.5, -0.1, 0.0, 0.25]))  # frozen
+    torch.testing.assert_close(weight, cli.datamodule.vectors)

@@ -48,6 +48,16 @@ class ClassificationTask(LightningModule):
         self.val_metrics = metrics.clone(prefix="val/")
         self.test_metrics = metrics.clone(prefix="test/")
 
+    def setup(self, stage: str) -> None:
+        # Pretrained word vectors (e.g. GloVe via ``--data.init_args.vectors_path``) enter the
+        # network once, before the first step; a resumed run then restores its own weights.
+        datamodule = getattr(self.trainer, "datamodule", None)
+        vectors = getattr(datamodule, "vectors", None) if stage == "fit" else None
+        if vectors is not None:
+            if not hasattr(self.net, "load_embeddings"):
+                raise ValueError(f"{type(self.net).__name__} cannot take pretrained vectors")
+            self.net.load_embeddings(vectors)
+
     def forward(self, tokens: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         return self.net(tokens, lengths)
 
