@@ -19,7 +19,8 @@ def summary(results: dict, machine: dict) -> dict:
     return {
         "machine": machine,
         "quick": bool(rnn.get("quick", False)),
-        "matmul_gflops": rnn.get("matmul_gflops"),
+        "matmul_gflops": _get(rnn, "matmul_gflops", "peak"),
+        "torch_matmul_gflops": _get(rnn, "matmul_gflops", "torch_matmul"),
         "lightning_overhead_pct": _get(results, "overhead", "imdb_bilstm_step", "overhead_pct"),
         "lightning_overhead_tiny_ms": _get(
             results, "overhead", "tiny_forecaster_step", "overhead_ms_per_step"
@@ -47,7 +48,11 @@ def markdown(head: dict, results: dict) -> str:
     m = head["machine"]
     h = head
     rows = [
-        ("fp32 matmul reference", f"{_fmt(h['matmul_gflops'], '.1f')} GFLOP/s"),
+        (
+            "fp32 matmul reference (peak: best of torch.matmul / oneDNN)",
+            f"{_fmt(h['matmul_gflops'], '.1f')} GFLOP/s",
+        ),
+        ("fp32 torch.matmul alone", f"{_fmt(h['torch_matmul_gflops'], '.1f')} GFLOP/s"),
         (
             "BiLSTM training, bucketed batches: share of matmul peak",
             _fmt(h["bilstm_train_peak_fraction"], ".1%"),

@@ -168,8 +168,10 @@ class RecurrentEncoder(nn.Module):
         x = x[:, :steps]  # steps past the longest sequence cannot matter
         t = torch.arange(steps, device=x.device)
         valid = (t < lengths[:, None]).unsqueeze(-1)  # (N, L', 1)
-        # per-sequence reversal: position t <-> lengths - 1 - t inside each sequence
-        rev = (lengths[:, None] - 1 - t).clamp(min=0).unsqueeze(-1)  # (N, L', 1)
+        # per-sequence reversal: step t <-> lengths - 1 - t inside each sequence, padding fixed;
+        # as rows of the flattened (N * L', H) tensor this is a permutation and its own inverse
+        rows = torch.where(valid.squeeze(-1), lengths[:, None] - 1 - t, t)  # (N, L')
+        rev = (rows + steps * torch.arange(n, device=x.device)[:, None]).flatten()
         last = (lengths - 1).view(n, 1, 1)
         kernel = _KERNELS[self.cell]
         h_n, c_n, inp = [], [], x
@@ -178,13 +180,13 @@ class RecurrentEncoder(nn.Module):
             for direction in range(self.num_directions):
                 k = layer * self.num_directions + direction
                 params = self._layer_params(layer, direction)
-                seq = inp.gather(1, rev.expand(-1, -1, inp.size(-1))) if direction else inp
+                seq = _Reverse.apply(inp, rev) if direction else inp
                 hx = (h0[k : k + 1], c0[k : k + 1]) if c0 is not None else h0[k : k + 1]
                 out = kernel(seq, hx, params, True, 1, 0.0, self.training, False, True)[0]
                 h_n.append(out.gather(1, last.expand(-1, -1, out.size(-1))).squeeze(1))
                 if c0 is not None and need_cell_state:
                     c_n.append(_lstm_cell_at_end(seq, out, params, h0[k], c0[k], lengths))
-                outs.append(out.gather(1, rev.expand(-1, -1, out.size(-1))) if direction else out)
+                outs.append(_Reverse.apply(out, rev) if direction else out)
             inp = torch.cat(outs, -1) * valid  # (N, L', D * H_out), zeros at padding
             if self.training and self.dropout > 0 and layer < self.num_layers - 1:
                 inp = F.dropout(inp, self.dropout, training=True)
@@ -192,6 +194,21 @@ class RecurrentEncoder(nn.Module):
         if self.cell != "lstm":
             return output, torch.stack(h_n)
         return output, (torch.stack(h_n), torch.stack(c_n) if c_n else None)
+
+
+class _Reverse(torch.autograd.Function):
+    """Row permutation of ``(N, L, H)`` by an involution ``perm`` of the ``N * L`` steps: the
+    backward is the same permutation (a copy), not the scatter-add a gather would need."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, perm: Tensor) -> Tensor:
+        ctx.save_for_backward(perm)
+        return x.flatten(0, 1).index_select(0, perm).view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, None]:
+        (perm,) = ctx.saved_tensors
+        return grad.flatten(0, 1).index_select(0, perm).view_as(grad), None
 
 
 def _check_lengths(lengths: Tensor, n: int, length: int) -> Tensor:
@@ -223,10 +240,11 @@ def _lstm_cell_at_end(
     h_prev = torch.cat([h0.unsqueeze(1), out[:, :-1]], 1)  # h_{t-1}, (N, L, H_out)
     gates = F.linear(seq, w_ih, b_ih) + F.linear(h_prev, w_hh, b_hh)  # (N, L, 4 H_cell)
     i, f, g, _ = gates.chunk(4, -1)
-    i, f, g = i.sigmoid(), f.sigmoid(), g.tanh()
+    written = (i.sigmoid() * g.tanh()).unbind(1)  # unbind once: per-step slicing of a
+    kept = f.sigmoid().unbind(1)  # (N, L, H) tensor would make the backward quadratic in L
     c, cells = c0, []
-    for step in range(seq.size(1)):
-        c = f[:, step] * c + i[:, step] * g[:, step]
+    for f_t, w_t in zip(kept, written, strict=True):
+        c = f_t * c + w_t
         cells.append(c)
     cells = torch.stack(cells, 1)  # (N, L, H_cell)
     last = (lengths - 1).view(-1, 1, 1).expand(-1, 1, cells.size(-1))
