@@ -2,7 +2,8 @@
 
 from lightning.pytorch.cli import LightningCLI
 
-# (datamodule attribute, network / task argument): sizes known only once the data is prepared.
+# (datamodule attribute, network / task argument): sizes known only once the data is prepared,
+# and the data's training mode (stateful streams).
 # A link whose source attribute or target argument is absent in the chosen classes is skipped.
 LINKS = [
     ("data.vocab_size", "model.init_args.net.init_args.vocab_size"),
@@ -13,6 +14,8 @@ LINKS = [
     ("data.n_targets", "model.init_args.net.init_args.output_size"),
     ("data.target_mean", "model.init_args.target_mean"),
     ("data.target_std", "model.init_args.target_std"),
+    ("data.output_len", "model.init_args.horizon"),
+    ("data.stateful", "model.init_args.stateful"),
 ]
 
 

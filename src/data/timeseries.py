@@ -8,39 +8,17 @@ import lightning as L
 import numpy as np
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
 from src.data import series as gen
+from src.data.windows import StreamDataset, WindowDataset
 
 SeriesKind = Literal["sine", "multi_sine", "trend_seasonal", "multivariate", "random_walk", "csv"]
 STAGES = ("train", "val", "test")
-
-
-class WindowDataset(Dataset):
-    """Windows ``data[s : s + input_len]`` -> ``data[s + input_len : s + input_len + output_len]``.
-
-    Args:
-        data: ``(T_total, C)`` scaled series; channels ``0 .. n_targets - 1`` are the targets.
-        starts: absolute start index of each window.
-        input_len: steps fed to the model.
-        output_len: steps to forecast.
-        n_targets: number of target channels.
-    """
-
-    def __init__(
-        self, data: Tensor, starts: np.ndarray, input_len: int, output_len: int, n_targets: int
-    ) -> None:
-        self.data, self.starts = data, starts
-        self.input_len, self.output_len, self.n_targets = input_len, output_len, n_targets
-
-    def __len__(self) -> int:
-        return len(self.starts)
-
-    def __getitem__(self, i: int) -> dict[str, Tensor]:
-        s = int(self.starts[i])
-        x = self.data[s : s + self.input_len]  # (input_len, C)
-        y = self.data[s + self.input_len : s + self.input_len + self.output_len, : self.n_targets]
-        return {"x": x, "y": y, "last": x[-1, : self.n_targets]}
+# Seasonal period of each synthetic series in units of t (multi_sine: its dominant sin(t);
+# multivariate: sin(t) + 0.5 sin(t / 4) repeats every 8 pi); random_walk has none.
+PERIODS = {"sine": 2 * np.pi, "multi_sine": 2 * np.pi, "trend_seasonal": 2 * np.pi}
+PERIODS["multivariate"] = 8 * np.pi
 
 
 class TimeSeriesDataModule(L.LightningDataModule):
@@ -48,8 +26,11 @@ class TimeSeriesDataModule(L.LightningDataModule):
 
     Batches are dicts: ``x`` ``(N, input_len, C)`` scaled inputs (all channels), ``y``
     ``(N, output_len, T)`` scaled targets, ``last`` ``(N, T)`` the last observed target (the naive
-    forecast). No window crosses a segment boundary, and the per-channel scaler is fitted on the
-    train segment only.
+    forecast), ``seasonal`` ``(N, output_len, T)`` the seasonal-naive forecast (the value one
+    season earlier, read from the whole series and never past the window's end; NaN where the
+    series is too short; absent without a season). No window crosses a segment boundary, and the
+    per-channel scaler is fitted on the train segment only. With ``stateful`` the train loader
+    yields :class:`~src.data.windows.StreamDataset` chunks instead (truncated BPTT).
 
     Args:
         series: which series; ``"csv"`` reads ``csv_path``, the others are synthetic
@@ -69,6 +50,13 @@ class TimeSeriesDataModule(L.LightningDataModule):
         batch_size: windows per batch.
         num_workers: DataLoader worker processes.
         seed: seed of the synthetic noise (the training shuffle follows ``seed_everything``).
+        season_length: steps per season for the seasonal-naive baseline; ``None`` uses the
+            synthetic series' known period (``round(period / dt)``, see ``PERIODS``) and no
+            baseline for csv and random_walk; ``0`` turns it off.
+        stateful: train on ``batch_size`` contiguous parallel streams cut into ``chunk_len``-step
+            chunks, in order (val/test/predict keep the windows); linked to the task's
+            ``stateful``.
+        chunk_len: steps per stateful chunk; ``None`` means ``input_len``.
     """
 
     def __init__(
@@ -89,6 +77,9 @@ class TimeSeriesDataModule(L.LightningDataModule):
         batch_size: int = 64,
         num_workers: int = 0,
         seed: int = 0,
+        season_length: int | None = None,
+        stateful: bool = False,
+        chunk_len: int | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -101,6 +92,10 @@ class TimeSeriesDataModule(L.LightningDataModule):
                 raise ValueError(f"{name} must be >= 1, got {value}")
         if stride < 1:
             raise ValueError(f"stride must be >= 1, got {stride}")
+        if season_length is not None and season_length < 0:
+            raise ValueError(f"season_length must be >= 0 (0 turns it off), got {season_length}")
+        if chunk_len is not None and chunk_len < 1:
+            raise ValueError(f"chunk_len must be >= 1, got {chunk_len}")
         if not (val_fraction > 0 and test_fraction > 0 and val_fraction + test_fraction < 1):
             raise ValueError(
                 f"val_fraction={val_fraction} and test_fraction={test_fraction} must each lie in "
@@ -112,11 +107,13 @@ class TimeSeriesDataModule(L.LightningDataModule):
         self.input_len, self.output_len, self.stride = input_len, output_len, stride
         self.val_fraction, self.test_fraction, self.scale = val_fraction, test_fraction, scale
         self.batch_size, self.num_workers = batch_size, num_workers
+        self._season_length, self.stateful = season_length, stateful
+        self.chunk_len = chunk_len or input_len
         self._data: Tensor | None = None  # (T_total, C) scaled series, built on first access
         self._segments: dict[str, tuple[int, int]] = {}
         self._window_starts: dict[str, np.ndarray] = {}
         self._columns: list[str] = []
-        self.datasets: dict[str, WindowDataset] = {}
+        self.datasets: dict[str, WindowDataset | StreamDataset] = {}
 
     # ---- data, built lazily and cached -----------------------------------------------------
     def _raw(self) -> tuple[np.ndarray, list[str]]:
@@ -187,6 +184,15 @@ class TimeSeriesDataModule(L.LightningDataModule):
         return self._columns
 
     @property
+    def season_length(self) -> int | None:
+        """Steps per season of the seasonal-naive baseline (``None``: no baseline)."""
+        if self._season_length is not None:
+            return self._season_length or None
+        if self.series not in PERIODS:
+            return None
+        return round(PERIODS[self.series] * (self.n_points - 1) / self.t_max)  # period / dt
+
+    @property
     def input_size(self) -> int:
         """Channels in ``x`` (targets + features)."""
         return self.data.shape[1]
@@ -217,9 +223,14 @@ class TimeSeriesDataModule(L.LightningDataModule):
     # ---- Lightning hooks -------------------------------------------------------------------
     def setup(self, stage: str | None = None) -> None:
         if not self.datasets:
-            args = (self.input_len, self.output_len, self.n_targets)
+            args = (self.input_len, self.output_len, self.n_targets, self.season_length)
             starts = self.window_starts
             self.datasets = {s: WindowDataset(self.data, starts[s], *args) for s in STAGES}
+            if self.stateful:
+                first, end = self.segments["train"]
+                self.datasets["train"] = StreamDataset(
+                    self.data, first, end, self.batch_size, self.chunk_len, *args[1:]
+                )
 
     def _loader(self, stage: str, shuffle: bool = False) -> DataLoader:
         self.setup()
@@ -232,7 +243,7 @@ class TimeSeriesDataModule(L.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
+        return self._loader("train", shuffle=not self.stateful)  # streams stay in order
 
     def val_dataloader(self) -> DataLoader:
         return self._loader("val")

@@ -5,7 +5,7 @@ from typing import Literal
 
 from torch import Tensor, nn
 
-from src.models.pooling import last_hidden
+from src.models.pooling import Pooling, SequencePooling
 from src.models.rnn import Cell, RecurrentEncoder
 
 
@@ -21,11 +21,16 @@ class RNNForecaster(nn.Module):
         num_layers: Stacked recurrent layers.
         dropout: Dropout between recurrent layers.
         bidirectional: Use a bidirectional encoder.
-        layer_norm: LayerNorm on the final hidden state before the head.
+        layer_norm: LayerNorm on the pooled vector before the head.
+        pooling: Sequence summary fed to the head: ``"last"`` (final hidden state), ``"mean"``,
+            ``"max"`` or ``"attention"`` (additive, Bahdanau et al. 2015) over all steps.
+        attention_size: Scoring width of attention pooling.
         head_dropout: Dropout before the linear head.
         init: Recurrent weight initialisation, see :class:`RecurrentEncoder`.
         forget_bias: LSTM forget-gate bias at initialisation.
         learn_initial_state: Learn the initial recurrent state.
+        implementation: Recurrent kernels, ``"torch"`` or ``"handwritten"``, see
+            :class:`RecurrentEncoder`.
     """
 
     def __init__(
@@ -39,10 +44,13 @@ class RNNForecaster(nn.Module):
         dropout: float = 0.0,
         bidirectional: bool = False,
         layer_norm: bool = False,
+        pooling: Pooling = "last",
+        attention_size: int = 64,
         head_dropout: float = 0.0,
         init: Literal["default", "xavier_orthogonal"] = "default",
         forget_bias: float | None = None,
         learn_initial_state: bool = False,
+        implementation: Literal["torch", "handwritten"] = "torch",
     ) -> None:
         super().__init__()
         self.output_len, self.output_size = output_len, output_size
@@ -56,16 +64,30 @@ class RNNForecaster(nn.Module):
             init=init,
             forget_bias=forget_bias,
             learn_initial_state=learn_initial_state,
+            implementation=implementation,
         )
         width = self.encoder.output_size
         self.norm = nn.LayerNorm(width) if layer_norm else nn.Identity()
+        self.pool = SequencePooling(pooling, width, self.encoder.num_directions, attention_size)
         self.head = nn.Sequential(
             nn.Dropout(head_dropout), nn.Linear(width, output_len * output_size)
         )
 
-    def forward(self, x: Tensor) -> Tensor:
-        """Forecast from ``x`` ``(N, L, H_in)``; returns ``(N, output_len, output_size)``."""
-        _, state = self.encoder(x)
+    def encoder_inputs(self, batch: dict) -> tuple[Tensor, Tensor | None]:
+        """What the encoder reads for ``batch``: ``batch["x"]`` ``(N, L, H_in)``, no lengths."""
+        return batch["x"], None
+
+    def forward(
+        self, x: Tensor, return_attention: bool = False
+    ) -> Tensor | tuple[Tensor, Tensor | None]:
+        """Forecast from ``x`` ``(N, L, H_in)``.
+
+        Returns:
+            ``(N, output_len, output_size)``; with ``return_attention`` also the attention
+            pooling weights ``(N, L)`` (``None`` for other pooling).
+        """
+        output, state = self.encoder(x)  # output: (N, L, D * H_out)
         h_n = state[0] if isinstance(state, tuple) else state
-        last = self.norm(last_hidden(h_n, self.encoder.num_directions))  # (N, D * H_out)
-        return self.head(last).view(-1, self.output_len, self.output_size)
+        pooled, weights = self.pool(output, h_n, None)  # (N, D * H_out)
+        out = self.head(self.norm(pooled)).view(-1, self.output_len, self.output_size)
+        return (out, weights) if return_attention else out

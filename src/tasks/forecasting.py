@@ -1,6 +1,8 @@
-"""Time-series forecasting task: MSE training loss, errors reported in the series' own units
-against the naive last-value forecast."""
+"""Time-series forecasting task (direct multi-step, recursive one-step, seq2seq with teacher
+forcing, stateful truncated BPTT): MSE loss, errors in the series' own units against the naive and
+seasonal-naive forecasts."""
 
+import inspect
 from typing import Literal
 
 import torch
@@ -8,49 +10,39 @@ import torch.nn.functional as F
 from lightning import LightningModule
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
-from torchmetrics import Metric
 
+from src.models.recursive import recursive_error, recursive_forecast
+from src.tasks.forecast_metrics import ForecastMetrics
 from src.tasks.optim import configure
 
+__all__ = ["ForecastMetrics", "ForecastingTask"]
 
-class ForecastMetrics(Metric):
-    """Accumulates MSE, MAE, sMAPE and the naive forecast's MSE over an epoch (DDP-synced)."""
 
-    full_state_update = False
-
-    def __init__(self) -> None:
-        super().__init__()
-        for name in ("sq", "abs", "smape", "naive_sq", "count"):
-            self.add_state(name, torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
-
-    def update(self, pred: Tensor, target: Tensor, naive: Tensor) -> None:
-        err = (pred - target).double()
-        self.sq += err.pow(2).sum()
-        self.abs += err.abs().sum()
-        denom = (pred.abs() + target.abs()).double().clamp_min(1e-8)
-        self.smape += (2 * err.abs() / denom).sum()
-        self.naive_sq += (naive - target).double().pow(2).sum()
-        self.count += target.numel()
-
-    def compute(self) -> dict[str, Tensor]:
-        mse = self.sq / self.count
-        naive_mse = self.naive_sq / self.count
-        return {
-            "mse": mse,
-            "rmse": mse.sqrt(),
-            "mae": self.abs / self.count,
-            "smape": 100 * self.smape / self.count,
-            "naive_mse": naive_mse,
-            "rel_naive": mse / naive_mse,
-        }
+def _detach(state: Tensor | tuple[Tensor, ...]) -> Tensor | tuple[Tensor, ...]:
+    return tuple(s.detach() for s in state) if isinstance(state, tuple) else state.detach()
 
 
 class ForecastingTask(LightningModule):
-    """Trains ``net(x) -> (N, output_len, T)`` on batches ``{x, y, last}`` (scaled values).
+    """Trains a forecaster on batches ``{x, y, last[, seasonal]}`` (scaled values).
 
     The loss is the MSE on scaled targets; every reported error (``val/mse``, ``val/mae``,
-    ``val/rmse``, ``val/smape``, ``val/rel_naive`` = MSE / naive MSE) is measured after inverse
-    scaling, in the series' own units.
+    ``val/rmse``, ``val/smape``, ``val/rel_naive`` = MSE / naive MSE, and with a seasonal
+    baseline ``val/seasonal_mse``, ``val/rel_seasonal``) is measured after inverse scaling, in the
+    series' own units. Validation, test and predict always forecast the ``H`` steps after each
+    input window, so every mode's figures are comparable:
+
+    - direct (default): ``net(x)`` gives ``(N, H, T)``. A net whose ``forward`` has a ``target``
+      parameter (e.g. :class:`~src.models.seq2seq_forecaster.Seq2SeqForecaster`) also receives
+      the scaled truth ``y`` ``(N, H, T)`` in training, for teacher forcing; never when evaluating.
+    - ``recursive``: a one-step net (:class:`~src.models.recursive.OneStepForecaster`) is trained
+      on the first target step (so ``train/*`` are one-step figures) and evaluated over the
+      horizon with :func:`~src.models.recursive.recursive_forecast`. Inputs must all be targets.
+    - ``stateful``: training batches are contiguous stream chunks (``x`` ``(B, K, C)``, ``y``
+      ``(B, K, H, T)``, ``last`` ``(B, K, T)``); ``net.forward_steps(x, state)`` forecasts the
+      next ``H`` steps at every step of the chunk, the loss averages all of them, and the final
+      state, detached, starts the next batch (truncated BPTT over ``K`` steps). The state resets to
+      zeros at every training epoch's start and at every evaluation; evaluation forecasts each
+      window from zeros after reading its ``input_len`` steps, like the other modes.
 
     Args:
         net: The network, e.g. :class:`src.models.forecaster.RNNForecaster`.
@@ -60,6 +52,10 @@ class ForecastingTask(LightningModule):
         scheduler: LR scheduler factory; ReduceLROnPlateau watches ``monitor``.
         monitor: Metric watched by ReduceLROnPlateau.
         scheduler_interval: Step the scheduler every ``"epoch"`` or ``"step"``.
+        recursive: Train one step ahead, forecast the horizon recursively.
+        stateful: Carry the recurrent state across training batches (linked from the datamodule).
+        horizon: Forecast steps ``H`` (linked from the datamodule's ``output_len``); used by
+            :meth:`forward` in recursive mode.
     """
 
     def __init__(
@@ -71,8 +67,18 @@ class ForecastingTask(LightningModule):
         scheduler: LRSchedulerCallable | None = None,
         monitor: str = "val/loss",
         scheduler_interval: Literal["epoch", "step"] = "epoch",
+        recursive: bool = False,
+        stateful: bool = False,
+        horizon: int | None = None,
     ) -> None:
         super().__init__()
+        if recursive and stateful:
+            raise ValueError("recursive and stateful training cannot be combined; pick one")
+        if stateful and not hasattr(net, "forward_steps"):
+            raise ValueError(
+                f"stateful=True needs a net with forward_steps(x, state), not {type(net).__name__};"
+                " use src.models.stateful_forecaster.StatefulForecaster"
+            )
         self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"])
         self.net, self.optimizer, self.scheduler = net, optimizer, scheduler
         self.register_buffer("mean", torch.tensor(target_mean or [0.0]))
@@ -80,21 +86,56 @@ class ForecastingTask(LightningModule):
         self.train_metrics = ForecastMetrics()
         self.val_metrics = ForecastMetrics()
         self.test_metrics = ForecastMetrics()
+        self.teacher_forcing = "target" in inspect.signature(net.forward).parameters
+        self.carried_state = None  # stateful mode: the detached state carried to the next batch
 
     def forward(self, x: Tensor) -> Tensor:
+        """Forecast ``(N, H, T)`` (scaled) from ``x`` ``(N, L, C)``."""
+        if self.hparams.recursive:
+            if self.hparams.horizon is None:
+                raise ValueError("recursive forecasting needs horizon (the data's output_len)")
+            return recursive_forecast(self.net, x, self.hparams.horizon)
         return self.net(x)
 
     def inverse_transform(self, y: Tensor) -> Tensor:
         """Scaled ``(..., T)`` values back to the series' units."""
         return y * self.std + self.mean
 
+    def _forecast(self, batch: dict, stage: str) -> tuple[Tensor, dict]:
+        """The scaled forecasts for ``batch`` and the batch they are scored against."""
+        x, y = batch["x"], batch["y"]
+        train = stage == "train"
+        if train and self.hparams.stateful:
+            if y.dim() != 4:
+                raise ValueError("stateful training needs stream batches; set data stateful: true")
+            pred, state = self.net.forward_steps(x, self.carried_state)  # (B, K, H, T)
+            self.carried_state = _detach(state)  # truncate BPTT at the batch boundary
+            return pred.flatten(0, 1), {k: v.flatten(0, 1) for k, v in batch.items()}
+        if self.hparams.recursive:
+            if x.size(-1) != y.size(-1):
+                raise ValueError(recursive_error(x.size(-1), y.size(-1)))
+            if not train:
+                return recursive_forecast(self.net, x, y.size(1)), batch
+            pred = self.net(x)  # (N, 1, T)
+            if pred.size(1) != 1:
+                raise ValueError(
+                    f"recursive=True trains a one-step net, got {pred.size(1)} steps; use "
+                    "src.models.recursive.OneStepForecaster"
+                )
+            return pred, {k: v[:, :1] if k in ("y", "seasonal") else v for k, v in batch.items()}
+        if train and self.teacher_forcing:
+            return self.net(x, target=y), batch
+        return self.net(x), batch
+
     def _shared_step(self, batch: dict, stage: str) -> Tensor:
-        pred = self(batch["x"])
-        loss = F.mse_loss(pred, batch["y"])
-        naive = batch["last"].unsqueeze(1).expand_as(batch["y"])  # repeat the last observation
-        inv = self.inverse_transform
-        getattr(self, f"{stage}_metrics").update(inv(pred.detach()), inv(batch["y"]), inv(naive))
-        n = batch["y"].size(0)
+        pred, batch = self._forecast(batch, stage)
+        y, seasonal, inv = batch["y"], batch.get("seasonal"), self.inverse_transform
+        loss = F.mse_loss(pred, y)
+        naive = batch["last"].unsqueeze(1).expand_as(y)  # repeat the last observation
+        seasonal = None if seasonal is None else inv(seasonal)
+        metrics = getattr(self, f"{stage}_metrics")
+        metrics.update(inv(pred.detach()), inv(y), inv(naive), seasonal)
+        n = y.size(0)
         self.log(f"{stage}/loss", loss, prog_bar=True, batch_size=n, sync_dist=stage != "train")
         return loss
 
@@ -114,6 +155,15 @@ class ForecastingTask(LightningModule):
     def test_step(self, batch: dict, batch_idx: int) -> None:
         self._shared_step(batch, "test")
 
+    def on_train_epoch_start(self) -> None:
+        self.carried_state = None
+
+    def on_validation_epoch_start(self) -> None:
+        self.carried_state = None
+
+    def on_test_epoch_start(self) -> None:
+        self.carried_state = None
+
     def on_train_epoch_end(self) -> None:
         self._log_epoch("train")
 
@@ -124,7 +174,7 @@ class ForecastingTask(LightningModule):
         self._log_epoch("test")
 
     def predict_step(self, batch: dict, batch_idx: int) -> dict[str, Tensor]:
-        return {"forecast": self.inverse_transform(self(batch["x"]))}
+        return {"forecast": self.inverse_transform(self._forecast(batch, "predict")[0])}
 
     def configure_optimizers(self) -> dict:
         interval = self.hparams.scheduler_interval
