@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 
 import torch
+import torch.utils.mkldnn
 
 
 def timed(fn: Callable[[], object], repeats: int, warmup: int = 1) -> dict:

@@ -32,6 +32,8 @@ class RNNClassifier(nn.Module):
         forget_bias: LSTM forget-gate bias at initialisation.
         learn_initial_state: Learn the initial recurrent state.
         freeze_embeddings: Keep the embedding fixed (with pretrained vectors).
+        implementation: Recurrent kernels, ``"torch"`` or ``"handwritten"``, see
+            :class:`RecurrentEncoder`.
     """
 
     def __init__(
@@ -54,6 +56,7 @@ class RNNClassifier(nn.Module):
         forget_bias: float | None = None,
         learn_initial_state: bool = False,
         freeze_embeddings: bool = False,
+        implementation: Literal["torch", "handwritten"] = "torch",
     ) -> None:
         super().__init__()
         self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=0)
@@ -70,6 +73,7 @@ class RNNClassifier(nn.Module):
             init,
             forget_bias,
             learn_initial_state,
+            implementation,
         )
         width = self.encoder.output_size
         self.norm = nn.LayerNorm(width) if layer_norm else nn.Identity()
@@ -85,6 +89,10 @@ class RNNClassifier(nn.Module):
             )
         with torch.no_grad():
             self.embedding.weight.copy_(vectors)
+
+    def encoder_inputs(self, batch: dict) -> tuple[Tensor, Tensor | None]:
+        """What the encoder reads for ``batch``: embedded tokens ``(N, L, H_in)`` and lengths."""
+        return self.embedding_dropout(self.embedding(batch["tokens"])), batch.get("lengths")
 
     def forward(
         self, tokens: Tensor, lengths: Tensor | None = None, return_attention: bool = False

@@ -8,6 +8,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from src.models.cell_scan import run_stack
+
 Cell = Literal["lstm", "gru", "rnn"]
 _MODULES = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
 _KERNELS = {"lstm": torch.lstm, "gru": torch.gru, "rnn": torch.rnn_tanh}
@@ -42,6 +44,9 @@ class RecurrentEncoder(nn.Module):
             weights, orthogonal recurrent weights per gate, zero biases).
         forget_bias: LSTM only: initial forget-gate bias (e.g. 1.0, Jozefowicz et al. 2015).
         learn_initial_state: Learn ``h_0`` (and ``c_0``) instead of starting from zeros.
+        implementation: ``"torch"`` (PyTorch's kernels, above) or ``"handwritten"`` (the gate
+            equations of :mod:`src.models.cells` run step by step on ``self.rnn``'s parameters,
+            same results, slower; no ``proj_size``). :meth:`gates` works with either.
     """
 
     def __init__(
@@ -56,10 +61,19 @@ class RecurrentEncoder(nn.Module):
         init: Literal["default", "xavier_orthogonal"] = "default",
         forget_bias: float | None = None,
         learn_initial_state: bool = False,
+        implementation: Literal["torch", "handwritten"] = "torch",
     ) -> None:
         super().__init__()
         if cell not in _MODULES:
             raise ValueError(f"cell must be one of {sorted(_MODULES)}, got {cell!r}")
+        if implementation not in ("torch", "handwritten"):
+            raise ValueError(
+                f"implementation must be 'torch' or 'handwritten', got {implementation!r}"
+            )
+        if implementation == "handwritten" and proj_size:
+            raise ValueError(
+                "proj_size is not supported by implementation='handwritten'; use 'torch'"
+            )
         if cell != "lstm" and (proj_size or forget_bias is not None):
             raise ValueError(f"proj_size and forget_bias apply to cell='lstm' only, not {cell!r}")
         extra = {"proj_size": proj_size} if cell == "lstm" else {}
@@ -74,6 +88,7 @@ class RecurrentEncoder(nn.Module):
         )
         self.cell, self.input_size, self.hidden_size = cell, input_size, hidden_size
         self.num_layers, self.dropout = num_layers, dropout
+        self.implementation = implementation
         self.num_directions = 2 if bidirectional else 1
         self.hidden_out = proj_size or hidden_size  # H_out
         states = num_layers * self.num_directions
@@ -139,6 +154,8 @@ class RecurrentEncoder(nn.Module):
         n, length = x.shape[:2]
         h0, c0 = self._initial_state(n, x)
         hx = (h0, c0) if self.cell == "lstm" else h0
+        if self.implementation == "handwritten":
+            return self._handwritten(x, lengths, hx, record_gates=False)[:2]
         if lengths is not None:
             lengths = _check_lengths(lengths, n, length)
             if bool((lengths != length).any()):
@@ -152,6 +169,39 @@ class RecurrentEncoder(nn.Module):
                 out, state = self.rnn(packed, hx)
                 return pad_packed_sequence(out, batch_first=True, total_length=length)[0], state
         return self.rnn(x, hx)
+
+    def gates(self, x: Tensor, lengths: Tensor | None = None) -> dict[str, Tensor]:
+        """Gate activations per step, from the hand-written cells on this encoder's parameters.
+
+        Works whatever ``implementation`` is; dropout is off. Padded steps hold zeros.
+
+        Args:
+            x: ``(N, L, H_in)`` right-padded inputs.
+            lengths: ``(N,)`` true lengths in ``1..L``; ``None`` means all ``L``.
+
+        Returns:
+            ``(num_layers * D, N, L, H_cell)`` tensors (row ``layer * D + direction``): LSTM
+            ``input``, ``forget``, ``candidate``, ``output``, ``cell``; GRU ``reset``,
+            ``update``, ``candidate``; every cell ``hidden`` (each layer's hidden states).
+        """
+        if self.hidden_out != self.hidden_size:
+            raise ValueError("gates() does not support proj_size; build the encoder without it")
+        if x.dim() != 3 or x.size(-1) != self.input_size:
+            raise ValueError(
+                f"expected input (N, L, {self.input_size}) (batch_first), got {tuple(x.shape)}"
+            )
+        h0, c0 = self._initial_state(x.size(0), x)
+        hx = (h0, c0) if self.cell == "lstm" else h0
+        return self._handwritten(x, lengths, hx, record_gates=True, training=False)[2]
+
+    def _handwritten(self, x, lengths, hx, record_gates: bool, training: bool | None = None):
+        if lengths is not None:
+            lengths = _check_lengths(lengths, *x.shape[:2])
+        bidirectional = self.num_directions == 2
+        training = self.training if training is None else training
+        params = dict(self.rnn.named_parameters())
+        args = (self.num_layers, bidirectional, self.dropout, training, record_gates)
+        return run_stack(self.cell, params, x, lengths, hx, *args)
 
     def _layer_params(self, layer: int, direction: int) -> list[Tensor]:
         suffix = f"_l{layer}" + ("_reverse" if direction else "")

@@ -1,0 +1,85 @@
+"""Hand-written LSTM cells (eager / torch.compile) vs ``nn.LSTM``, forward + backward.
+
+    python -m bench.bench_cells [--quick]
+
+Full size: batch 64, 100 steps, 128 input features, 256 hidden units, one layer, float32 on the
+default device and torch's default threads. ``quick`` uses 16 x 30 x 32 -> 64 on one thread (a
+smoke test, seconds: with two threads on a busy 2-core machine every tiny matmul waits ~8 ms for
+the second OpenMP thread). The compiled variant's first call (the compilation) is reported apart
+from its timed runs.
+"""
+
+import argparse
+import json
+import time
+
+import torch
+from torch import nn
+
+from bench.common import lstm_flops_per_token, machine, timed
+from src.models.handwritten_rnn import HandwrittenRNN
+
+
+def run(quick: bool = False, threads: int | None = None) -> dict:
+    """Times the three implementations on one batch; returns medians, ratios and max diffs.
+
+    Args:
+        quick: Small shapes, 3 repeats.
+        threads: Intra-op threads for the run; ``None``: 1 when ``quick``, else torch's default.
+    """
+    previous = torch.get_num_threads()
+    threads = threads or (1 if quick else previous)
+    torch.set_num_threads(threads)
+    try:
+        return _run(quick)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _run(quick: bool) -> dict:
+    n, length, input_size, hidden = (16, 30, 32, 64) if quick else (64, 100, 128, 256)
+    repeats = 3 if quick else 5
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    torch.manual_seed(0)
+    ref = nn.LSTM(input_size, hidden, batch_first=True).to(device)
+    hand = HandwrittenRNN(input_size, hidden, "lstm").to(device)
+    hand.load_state_dict(ref.state_dict())
+    x = torch.randn(n, length, input_size, device=device)
+
+    def step(module: nn.Module) -> torch.Tensor:
+        out = module(x)[0]
+        out.pow(2).mean().backward()
+        if device == "cuda":
+            torch.cuda.synchronize()
+        return out.detach()
+
+    outputs, report = {}, {"machine": machine(), "quick": quick}
+    report["shape"] = {"N": n, "L": length, "H_in": input_size, "H": hidden}
+    start = time.perf_counter()
+    hand.compiled = True
+    outputs["compiled"] = step(hand)  # compiles (or warns and falls back to eager)
+    report["compile_s"] = time.perf_counter() - start
+    for name, module, compiled in [
+        ("nn_lstm", ref, False),
+        ("handwritten_eager", hand, False),
+        ("handwritten_compiled", hand, True),
+    ]:
+        hand.compiled = compiled
+        outputs.setdefault(name, step(module))
+        report[name] = timed(lambda m=module: step(m), repeats)
+    flops = 3 * lstm_flops_per_token(input_size, hidden, 1, 1) * n * length
+    base = report["nn_lstm"]["median_s"]
+    for name in ("nn_lstm", "handwritten_eager", "handwritten_compiled"):
+        report[name]["gflops"] = flops / report[name]["median_s"] / 1e9
+        report[name]["time_vs_nn_lstm"] = report[name]["median_s"] / base
+    report["max_abs_diff_vs_nn_lstm"] = {
+        name: float((outputs[name] - outputs["nn_lstm"]).abs().max())
+        for name in ("handwritten_eager", "compiled")
+    }
+    return report
+
+
+if __name__ == "__main__":
+    cli = argparse.ArgumentParser(description=__doc__)
+    cli.add_argument("--quick", action="store_true")
+    print(json.dumps(run(cli.parse_args().quick), indent=2))
