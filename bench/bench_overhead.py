@@ -100,11 +100,14 @@ def _lightning(task, batches, skip: int) -> float:
 
 def _case(make_net, make_task, batches, loss_fn, repeats: int, skip: int = 2) -> dict:
     plain, light = [], []
-    for _ in range(repeats):  # interleaved, fresh identical weights each time
-        torch.manual_seed(0)
-        plain.append(_plain(make_net(), batches, loss_fn, skip))
-        torch.manual_seed(0)
-        light.append(_lightning(make_task(make_net()), batches, skip))
+    for r in range(repeats):  # interleaved in ABBA order, fresh identical weights each time
+        runs = [
+            lambda: plain.append(_plain(make_net(), batches, loss_fn, skip)),
+            lambda: light.append(_lightning(make_task(make_net()), batches, skip)),
+        ]
+        for run in runs if r % 2 == 0 else runs[::-1]:
+            torch.manual_seed(0)
+            run()
     p, q = statistics.median(plain), statistics.median(light)
     return {
         "plain_step_s": p,
@@ -117,7 +120,7 @@ def _case(make_net, make_task, batches, loss_fn, repeats: int, skip: int = 2) ->
 
 
 def run(quick: bool = False) -> dict:
-    repeats, steps = (2, 8) if quick else (3, 20)
+    repeats, steps = (2, 8) if quick else (6, 20)
 
     def text_net():
         return RNNClassifier(

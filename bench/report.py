@@ -32,6 +32,10 @@ def summary(results: dict, machine: dict) -> dict:
         "bucket_real_token_share": _get(results, "data", "real_token_share_bucketed"),
         "imdb_tokenize_first_s": _get(results, "data", "first_run_s"),
         "imdb_tokenize_cached_s": _get(results, "data", "cached_load_s"),
+        "cells_compiled_vs_nn_lstm": _get(
+            results, "cells", "handwritten_compiled", "time_vs_nn_lstm"
+        ),
+        "cells_eager_vs_nn_lstm": _get(results, "cells", "handwritten_eager", "time_vs_nn_lstm"),
     }
 
 
@@ -80,6 +84,13 @@ def markdown(head: dict, results: dict) -> str:
             f" / {_fmt(h['imdb_tokenize_cached_s'], '.2f')} s",
         ),
     ]
+    rows.append(
+        (
+            "Hand-written LSTM fwd+bwd time vs nn.LSTM: eager / compiled",
+            f"{_fmt(h['cells_eager_vs_nn_lstm'], '.2f')}x"
+            f" / {_fmt(h['cells_compiled_vs_nn_lstm'], '.2f')}x",
+        )
+    )
     m = h["machine"]
     title = f"Machine: {m.get('cpu')}, {m.get('cores')} cores, torch {m.get('torch')}"
     title += (f", GPU {m['gpu']}" if "gpu" in m else "") + (" (quick sizes)" if h["quick"] else "")

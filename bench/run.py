@@ -1,6 +1,6 @@
 """Runs every benchmark; writes ``bench/results/<name>.json``, ``summary.json``, ``summary.md``.
 
-python -m bench.run [--quick] [--data-dir data/imdb] [--only rnn,overhead,data]
+python -m bench.run [--quick] [--data-dir data/imdb] [--only rnn,overhead,data,cells]
 """
 
 import argparse
@@ -8,8 +8,8 @@ import json
 import time
 from pathlib import Path
 
-from bench import bench_data, bench_overhead, bench_rnn
-from bench.common import machine
+from bench import bench_cells, bench_data, bench_overhead, bench_rnn
+from bench.common import machine, peak_rss_mb
 from bench.report import markdown, summary
 
 RESULTS = Path(__file__).parent / "results"
@@ -19,7 +19,7 @@ def main() -> None:
     cli = argparse.ArgumentParser(description=__doc__)
     cli.add_argument("--quick", action="store_true", help="smoke sizes (under 3 minutes)")
     cli.add_argument("--data-dir", default="data/imdb", help="IMDB copy for the data benchmark")
-    cli.add_argument("--only", default="rnn,overhead,data", help="comma-separated subset")
+    cli.add_argument("--only", default="rnn,overhead,data,cells", help="comma-separated subset")
     cli.add_argument("--out", default=str(RESULTS), help="report directory")
     args = cli.parse_args()
     out = Path(args.out)
@@ -29,6 +29,7 @@ def main() -> None:
         "rnn": lambda: bench_rnn.run(args.quick),
         "overhead": lambda: bench_overhead.run(args.quick),
         "data": lambda: bench_data.run(args.data_dir, args.quick),
+        "cells": lambda: bench_cells.run(args.quick),
     }
     results = {}
     for name in args.only.split(","):
@@ -38,6 +39,7 @@ def main() -> None:
         else:
             results[name] = runners[name]()
         results[name]["bench_wall_s"] = time.perf_counter() - start
+        results[name]["process_peak_rss_mb"] = peak_rss_mb()  # cumulative over the run
         (out / f"{name}{suffix}.json").write_text(json.dumps(results[name], indent=2))
         print(f"{name}: {results[name]['bench_wall_s']:.1f} s", flush=True)
     head = summary(results, machine())

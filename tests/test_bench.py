@@ -1,0 +1,47 @@
+"""`make bench-quick` smoke run: every benchmark runs and the report has its fixed keys."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+KEYS = {
+    "machine",
+    "matmul_gflops",
+    "lightning_overhead_pct",
+    "bilstm_train_peak_fraction",
+    "bilstm_speedup_vs_packed",
+    "bucket_real_token_share",
+    "imdb_tokenize_first_s",
+    "imdb_tokenize_cached_s",
+}
+
+
+def test_bench_quick_writes_json_and_markdown(tmp_path):
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.run",
+            "--quick",
+            "--out",
+            str(tmp_path),
+            "--data-dir",
+            str(ROOT / "tests" / "fixtures" / "imdb"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    summary = json.loads((tmp_path / "summary-quick.json").read_text())
+    assert summary.keys() >= KEYS
+    assert (
+        summary["matmul_gflops"] > 0 and summary["bilstm_speedup_vs_packed"] > 0
+    )  # a figure, not a timing assertion
+    assert summary["bilstm_max_abs_diff_vs_packed"] < 1e-5
+    for name in ("rnn", "overhead", "data", "cells"):
+        assert (tmp_path / f"{name}-quick.json").exists()
+    assert "| figure | value |" in (tmp_path / "summary-quick.md").read_text()
