@@ -16,6 +16,13 @@ LINKS = [
     ("data.target_std", "model.init_args.target_std"),
     ("data.output_len", "model.init_args.horizon"),
     ("data.stateful", "model.init_args.stateful"),
+    ("data.src_vocab_size", "model.init_args.net.init_args.src_vocab_size"),
+    ("data.tgt_vocab_size", "model.init_args.net.init_args.tgt_vocab_size"),
+    ("data.vocab", "model.init_args.vocab"),
+    ("data.char_vocab_size", "model.init_args.net.init_args.char_vocab_size"),
+    ("data.num_tags", "model.init_args.net.init_args.num_tags"),
+    ("data.num_tags", "model.init_args.num_tags"),
+    ("data.tag_names", "model.init_args.tag_names"),
 ]
 
 

@@ -23,6 +23,35 @@ TINY_DATA = {
     },
     "TimeSeriesDataModule": lambda tmp: {"n_points": 900, "batch_size": 16},
     "AnomalyDataModule": lambda tmp: {"n_points": 900, "batch_size": 16},
+    "ParallelTextDataModule": lambda tmp: {
+        "data_dir": str(FIXTURES / "multi30k"),
+        "cache_dir": str(tmp / "cache"),
+        "hub_name": "",
+        "batch_size": 4,
+        "eval_batch_size": 4,
+    },
+    "SyntheticSeqDataModule": lambda tmp: {
+        "num_train": 64,
+        "num_val": 16,
+        "num_test": 16,
+        "batch_size": 16,
+    },
+    "CharLMDataModule": lambda tmp: {
+        "path": str(FIXTURES / "text" / "reviews.csv.gz"),
+        "cache_dir": str(tmp / "cache"),
+        "max_chars": None,
+        "val_chars": 200,
+        "test_chars": 200,
+        "min_count": 1,
+        "batch_size": 4,
+        "bptt": 16,
+    },
+    "UDPOSDataModule": lambda tmp: {
+        "data_dir": str(FIXTURES / "ud_ewt"),
+        "cache_dir": str(tmp / "cache"),
+        "min_freq": 1,
+        "batch_size": 2,
+    },
 }
 
 
