@@ -6,6 +6,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
+from src.models.classifier import copy_vectors
 from src.models.pooling import SequencePooling
 
 
@@ -56,13 +57,7 @@ class BagOfEmbeddings(nn.Module):
 
     def load_embeddings(self, vectors: Tensor) -> None:
         """Copy pretrained vectors ``(vocab_size, embedding_dim)`` into the embedding."""
-        if vectors.shape != self.embedding.weight.shape:
-            raise ValueError(
-                f"pretrained vectors have shape {tuple(vectors.shape)}, the embedding "
-                f"{tuple(self.embedding.weight.shape)}: match vocab_size and embedding_dim"
-            )
-        with torch.no_grad():
-            self.embedding.weight.copy_(vectors)
+        copy_vectors(self.embedding, vectors)
 
     def forward(self, tokens: Tensor, lengths: Tensor | None = None) -> Tensor:
         """Classify ``tokens`` ``(N, L)`` with ``lengths`` ``(N,)`` (None: no padding).

@@ -82,13 +82,7 @@ class RNNClassifier(nn.Module):
 
     def load_embeddings(self, vectors: Tensor) -> None:
         """Copy pretrained vectors ``(vocab_size, embedding_dim)`` into the embedding."""
-        if vectors.shape != self.embedding.weight.shape:
-            raise ValueError(
-                f"pretrained vectors have shape {tuple(vectors.shape)}, the embedding "
-                f"{tuple(self.embedding.weight.shape)}: match vocab_size and embedding_dim"
-            )
-        with torch.no_grad():
-            self.embedding.weight.copy_(vectors)
+        copy_vectors(self.embedding, vectors)
 
     def encoder_inputs(self, batch: dict) -> tuple[Tensor, Tensor | None]:
         """What the encoder reads for ``batch``: embedded tokens ``(N, L, H_in)`` and lengths."""
@@ -108,3 +102,14 @@ class RNNClassifier(nn.Module):
         pooled, weights = self.pool(output, h_n, lengths)
         logits = self.head(self.norm(pooled))
         return (logits, weights) if return_attention else logits
+
+
+def copy_vectors(embedding: nn.Embedding, vectors: Tensor) -> None:
+    """Copy pretrained vectors ``(vocab_size, embedding_dim)`` into ``embedding``'s weight."""
+    if vectors.shape != embedding.weight.shape:
+        raise ValueError(
+            f"pretrained vectors have shape {tuple(vectors.shape)}, the embedding "
+            f"{tuple(embedding.weight.shape)}: match vocab_size and embedding_dim"
+        )
+    with torch.no_grad():
+        embedding.weight.copy_(vectors)
