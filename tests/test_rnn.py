@@ -112,3 +112,54 @@ def test_init_options_and_errors():
         enc(torch.randn(2, 3, 5))
     with pytest.raises(ValueError, match="cell='lstm' only"):
         RecurrentEncoder(4, 8, "gru", proj_size=2)
+
+
+@pytest.fixture
+def two_threads():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _graph_nodes(t: torch.Tensor) -> set[str]:
+    seen, stack = set(), [t.grad_fn]
+    while stack:
+        node = stack.pop()
+        if node is not None and node.name() not in seen:
+            seen.add(node.name())
+            stack.extend(next_fn for next_fn, _ in node.next_functions)
+    return seen
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_concurrent_directions_equal_running_them_in_turn(cell, two_threads):
+    torch.manual_seed(4)
+    enc = RecurrentEncoder(5, 6, cell, 2, bidirectional=True, learn_initial_state=True).double()
+    lengths = torch.tensor([7, 1, 4, 9, 9, 2])
+    x = torch.randn(6, 9, 5, dtype=torch.double, requires_grad=True)
+    results = {}
+    for concurrent in (True, False):
+        enc.concurrent_directions = concurrent
+        out, state = enc(x, lengths)
+        tensors = [out, *_flatten(state)]
+        loss = sum((t * torch.linspace(-1, 1, t.numel()).view_as(t)).sum() for t in tensors)
+        results[concurrent] = [*tensors, *torch.autograd.grad(loss, [x, *enc.parameters()])]
+        assert ("_ConcurrentBackward" in _graph_nodes(out)) == concurrent
+    for got, want in zip(results[True], results[False], strict=True):
+        torch.testing.assert_close(got, want, atol=1e-12, rtol=1e-12)
+    with torch.no_grad():  # inference: the branches run without building a graph
+        enc.concurrent_directions = True
+        torch.testing.assert_close(enc(x, lengths)[0], results[True][0])
+
+
+def test_concurrent_directions_leave_thread_settings_alone(two_threads):
+    import threading
+
+    enc = RecurrentEncoder(3, 4, "lstm", bidirectional=True)
+    enc(torch.randn(2, 5, 3), torch.tensor([5, 2]))[0].sum().backward()
+    seen = []
+    worker = threading.Thread(target=lambda: seen.append(torch.get_num_threads()))
+    worker.start()
+    worker.join()
+    assert torch.get_num_threads() == 2 and seen == [2]
