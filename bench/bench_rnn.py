@@ -97,7 +97,8 @@ def bucketed_training(args, lengths_pool: torch.Tensor, n_batches: int) -> dict:
     batches = [lengths_pool[b] for b, _ in zip(sampler, range(n_batches), strict=False)]
     xs = [_batch(lengths, args.input_size, i) for i, lengths in enumerate(batches)]
 
-    def epoch(exact: bool) -> None:
+    def epoch(exact: bool, concurrent: bool = True) -> None:
+        enc.concurrent_directions = concurrent
         for x, lengths in zip(xs, batches, strict=True):
             opt.zero_grad()
             out = enc(x, lengths, need_cell_state=False)[0] if exact else enc.rnn(x)[0]
@@ -108,13 +109,16 @@ def bucketed_training(args, lengths_pool: torch.Tensor, n_batches: int) -> dict:
     padded = int(sum(len(b) * int(b.max()) for b in batches))
     flops = 3 * lstm_flops_per_token(args.input_size, args.hidden_size, args.num_layers, 2) * tokens
     exact = timed(lambda: epoch(True), args.repeats)
+    in_turn = timed(lambda: epoch(True, concurrent=False), args.repeats)
     dense = timed(lambda: epoch(False), args.repeats)
     return {
         "batches": n_batches,
         "real_token_share": tokens / padded,
         "encoder": exact,
+        "encoder_directions_in_turn": in_turn,
         "dense_padded": dense,
         "encoder_gflops": flops / exact["median_s"] / 1e9,
+        "concurrent_speedup": in_turn["median_s"] / exact["median_s"],
         "real_tokens_per_s": tokens / exact["median_s"],
         "samples_per_s": 64 * n_batches / exact["median_s"],
     }

@@ -26,6 +26,7 @@ def summary(results: dict, machine: dict) -> dict:
             results, "overhead", "tiny_forecaster_step", "overhead_ms_per_step"
         ),
         "bilstm_train_peak_fraction": _get(rnn, "bucketed", "peak_fraction"),
+        "bilstm_concurrent_directions_speedup": _get(rnn, "bucketed", "concurrent_speedup"),
         "bilstm_one_batch_peak_fraction": bilstm.get("peak_fraction"),
         "bilstm_speedup_vs_packed": bilstm.get("speedup_vs_packed"),
         "bilstm_max_abs_diff_vs_packed": bilstm.get("max_abs_diff"),
@@ -36,6 +37,9 @@ def summary(results: dict, machine: dict) -> dict:
             results, "cells", "handwritten_compiled", "time_vs_nn_lstm"
         ),
         "cells_eager_vs_nn_lstm": _get(results, "cells", "handwritten_eager", "time_vs_nn_lstm"),
+        "inference_p50_ms": _get(results, "inference", "single_review", "p50_ms"),
+        "inference_p99_ms": _get(results, "inference", "single_review", "p99_ms"),
+        "inference_reviews_per_s": _get(results, "inference", "batched", "reviews_per_s"),
     }
 
 
@@ -60,6 +64,10 @@ def markdown(head: dict, results: dict) -> str:
         (
             "BiLSTM training, bucketed batches: share of matmul peak",
             _fmt(h["bilstm_train_peak_fraction"], ".1%"),
+        ),
+        (
+            "... speed-up from running the two directions concurrently",
+            f"{_fmt(h['bilstm_concurrent_directions_speedup'], '.2f')}x",
         ),
         (
             "BiLSTM fwd+bwd, one IMDB-like batch: speed-up vs PyTorch packed",
@@ -89,6 +97,13 @@ def markdown(head: dict, results: dict) -> str:
             "Hand-written LSTM fwd+bwd time vs nn.LSTM: eager / compiled",
             f"{_fmt(h['cells_eager_vs_nn_lstm'], '.2f')}x"
             f" / {_fmt(h['cells_compiled_vs_nn_lstm'], '.2f')}x",
+        )
+    )
+    rows.append(
+        (
+            "IMDB BiLSTM inference: one review p50 / p99; batches of 256",
+            f"{_fmt(h['inference_p50_ms'], '.1f')} ms / {_fmt(h['inference_p99_ms'], '.1f')} ms;"
+            f" {_fmt(h['inference_reviews_per_s'], '.0f')} reviews/s",
         )
     )
     m = h["machine"]

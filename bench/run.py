@@ -1,6 +1,6 @@
 """Runs every benchmark; writes ``bench/results/<name>.json``, ``summary.json``, ``summary.md``.
 
-python -m bench.run [--quick] [--data-dir data/imdb] [--only rnn,overhead,data,cells]
+python -m bench.run [--quick] [--data-dir data/imdb] [--only rnn,overhead,data,cells,inference]
 """
 
 import argparse
@@ -8,18 +8,19 @@ import json
 import time
 from pathlib import Path
 
-from bench import bench_cells, bench_data, bench_overhead, bench_rnn
+from bench import bench_cells, bench_data, bench_inference, bench_overhead, bench_rnn
 from bench.common import machine, peak_rss_mb
 from bench.report import markdown, summary
 
 RESULTS = Path(__file__).parent / "results"
+BENCHMARKS = ("rnn", "overhead", "data", "cells", "inference")
 
 
 def main() -> None:
     cli = argparse.ArgumentParser(description=__doc__)
     cli.add_argument("--quick", action="store_true", help="smoke sizes (under 3 minutes)")
     cli.add_argument("--data-dir", default="data/imdb", help="IMDB copy for the data benchmark")
-    cli.add_argument("--only", default="rnn,overhead,data,cells", help="comma-separated subset")
+    cli.add_argument("--only", default=",".join(BENCHMARKS), help="comma-separated subset")
     cli.add_argument("--out", default=str(RESULTS), help="report directory")
     args = cli.parse_args()
     out = Path(args.out)
@@ -30,6 +31,7 @@ def main() -> None:
         "overhead": lambda: bench_overhead.run(args.quick),
         "data": lambda: bench_data.run(args.data_dir, args.quick),
         "cells": lambda: bench_cells.run(args.quick),
+        "inference": lambda: bench_inference.run(args.quick),
     }
     results = {}
     for name in args.only.split(","):

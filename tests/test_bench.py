@@ -15,6 +15,8 @@ KEYS = {
     "bucket_real_token_share",
     "imdb_tokenize_first_s",
     "imdb_tokenize_cached_s",
+    "bilstm_concurrent_directions_speedup",
+    "inference_p50_ms",
 }
 
 
@@ -42,6 +44,6 @@ def test_bench_quick_writes_json_and_markdown(tmp_path):
         summary["matmul_gflops"] > 0 and summary["bilstm_speedup_vs_packed"] > 0
     )  # a figure, not a timing assertion
     assert summary["bilstm_max_abs_diff_vs_packed"] < 1e-5
-    for name in ("rnn", "overhead", "data", "cells"):
+    for name in ("rnn", "overhead", "data", "cells", "inference"):
         assert (tmp_path / f"{name}-quick.json").exists()
     assert "| figure | value |" in (tmp_path / "summary-quick.md").read_text()
