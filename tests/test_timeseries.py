@@ -195,3 +195,28 @@ def test_load_csv_errors(tmp_path, csv_file):
     empty.write_text("")
     with pytest.raises(ValueError, match="is empty"):
         series.load_csv(empty, ["load"])
+
+
+def test_sine_oracle_recovers_a_clean_sine_and_scores_predictions(tmp_path):
+    import json
+
+    from src.data.sine_oracle import phase_forecasts, report, split_windows
+
+    dt, k = 0.02, np.arange(70)
+    clean = np.sin(np.array([[0.3], [2.0], [4.5]]) + dt * k)  # (3, 70), three phases
+    bayes, lsq = phase_forecasts(clean[:, :60], dt, 10, noise_std=0.01)
+    np.testing.assert_allclose(bayes, clean[:, 60:], atol=2e-3)
+    np.testing.assert_allclose(lsq, clean[:, 60:], atol=2e-3)
+
+    dm = TimeSeriesDataModule("sine", n_points=2000, t_max=40.0, seed=1)
+    w = split_windows(dm, "test")
+    bayes, _ = phase_forecasts(w["x"], 40.0 / 1999, 10, 0.1)
+    path = tmp_path / "predictions.jsonl"
+    rows = [{"index": i, "forecast": [[v] for v in row]} for i, row in enumerate(bayes.tolist())]
+    path.write_text("\n".join(json.dumps(r) for r in rows[::-1]))  # order restored by index
+    test = report(dm, str(path))["test"]
+    assert test["model"] == pytest.approx(test["bayes"]) and test["model_vs_bayes"] < 1e-12
+    assert test["noise_floor"] < test["bayes"] < test["naive"]
+    path.write_text("\n".join(json.dumps(r) for r in rows[:-1]))
+    with pytest.raises(ValueError, match="forecasts, the test split has"):
+        report(dm, str(path))
