@@ -163,3 +163,20 @@ def test_concurrent_directions_leave_thread_settings_alone(two_threads):
     worker.start()
     worker.join()
     assert torch.get_num_threads() == 2 and seen == [2]
+
+
+def test_concurrent_directions_under_inference_mode(two_threads):
+    enc = RecurrentEncoder(3, 4, "gru", 2, bidirectional=True).eval()
+    x, lengths = torch.randn(3, 6, 3), torch.tensor([6, 2, 4])
+    with torch.no_grad():
+        want = enc(x, lengths)
+    with torch.inference_mode():
+        got = enc(x, lengths)
+    for a, b in zip(got, want, strict=True):
+        torch.testing.assert_close(a, b)
+    from src.models.concurrent import run_concurrently
+
+    with torch.inference_mode():  # the workers take the caller's mode
+        (a,), (b,) = run_concurrently([(lambda t: (t * 2,), [x]), (lambda t: (t + 1,), [x])])
+    assert a.is_inference() and b.is_inference()
+    torch.testing.assert_close(a, x * 2)

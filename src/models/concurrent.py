@@ -79,11 +79,9 @@ def run_concurrently(
     inputs = [list(ins) for _, ins in branches]
     flat = [t for ins in inputs for t in ins]
     if not (torch.is_grad_enabled() and any(t.requires_grad for t in flat)):
-        with torch.no_grad():
-            futures = [
-                pool.submit(_call, fn, ins, False) for fn, ins in zip(fns, inputs, strict=True)
-            ]
-            return [f.result() for f in futures]
+        mode = "inference" if torch.is_inference_mode_enabled() else "no_grad"
+        futures = [pool.submit(_call, fn, ins, mode) for fn, ins in zip(fns, inputs, strict=True)]
+        return [f.result() for f in futures]
     sizes, counts = [len(ins) for ins in inputs], []  # counts: outputs per branch, from forward
     out = _Concurrent.apply(fns, sizes, counts, pool, *flat)
     start, result = 0, []
@@ -93,8 +91,12 @@ def run_concurrently(
     return result
 
 
-def _call(fn: Branch, inputs: list[Tensor], grad: bool) -> tuple[Tensor, ...]:
-    with torch.set_grad_enabled(grad):  # grad mode is per thread
+def _call(fn: Branch, inputs: list[Tensor], mode: str) -> tuple[Tensor, ...]:
+    # grad and inference modes are per thread: the caller's reach the worker through ``mode``
+    if mode == "inference":
+        with torch.inference_mode():
+            return tuple(fn(*inputs))
+    with torch.set_grad_enabled(mode == "grad"):
         return tuple(fn(*inputs))
 
 
@@ -118,7 +120,7 @@ class _Concurrent(torch.autograd.Function):
         for n in sizes:
             groups.append(leaves[start : start + n])
             start += n
-        futures = [pool.submit(_call, fn, g, True) for fn, g in zip(fns, groups, strict=True)]
+        futures = [pool.submit(_call, fn, g, "grad") for fn, g in zip(fns, groups, strict=True)]
         outs = [f.result() for f in futures]
         ctx.graphs, ctx.pool = list(zip(outs, groups, strict=True)), pool
         counts.extend(len(o) for o in outs)

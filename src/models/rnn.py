@@ -245,10 +245,12 @@ class RecurrentEncoder(nn.Module):
             for _, h_last, *c_last in results:
                 h_n.append(h_last)
                 c_n.extend(c_last)
-            inp = torch.cat([r[0] for r in results], -1) * valid  # (N, L', D * H_out)
+            # (N, L', D * H_out); the next layer may read garbage at padded steps: they come
+            # after every valid step in both directions' time order, so they cannot reach one
+            inp = torch.cat([r[0] for r in results], -1)
             if self.training and self.dropout > 0 and layer < self.num_layers - 1:
                 inp = F.dropout(inp, self.dropout, training=True)
-        output = F.pad(inp, (0, 0, 0, total - steps))  # back to (N, L, D * H_out)
+        output = F.pad(inp * valid, (0, 0, 0, total - steps))  # (N, L, D * H_out), zero padding
         if self.cell != "lstm":
             return output, torch.stack(h_n)
         return output, (torch.stack(h_n), torch.stack(c_n) if c_n else None)
