@@ -15,7 +15,7 @@ import time
 import torch
 
 from bench.bench_rnn import imdb_like_lengths
-from bench.common import machine, peak_rss_mb
+from bench.common import machine
 from src.data.sampler import BucketBatchSampler
 from src.models.classifier import RNNClassifier
 
@@ -65,7 +65,6 @@ def run(quick: bool = False) -> dict:
             "reviews_per_s": len(pool) / elapsed,
             "real_tokens_per_s": int(pool.sum()) / elapsed,
         },
-        "peak_rss_mb": peak_rss_mb(),
     }
 
 

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from bench.common import lstm_flops_per_token, machine, matmul_gflops, peak_rss_mb, timed
+from bench.common import lstm_flops_per_token, machine, matmul_gflops, timed
 from src.data.sampler import BucketBatchSampler
 from src.models.rnn import RecurrentEncoder
 
@@ -144,7 +144,6 @@ def run(quick: bool = False) -> dict:
     for row in report["one_batch"]:
         row["peak_fraction"] = row["encoder_gflops"] / peak
     report["bucketed"]["peak_fraction"] = report["bucketed"]["encoder_gflops"] / peak
-    report["peak_rss_mb"] = peak_rss_mb()
     return report
 
 

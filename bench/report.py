@@ -106,6 +106,10 @@ def markdown(head: dict, results: dict) -> str:
             f" {_fmt(h['inference_reviews_per_s'], '.0f')} reviews/s",
         )
     )
+    memory = ", ".join(
+        f"{name} {r['peak_rss_mb']:.0f} MiB" for name, r in results.items() if "peak_rss_mb" in r
+    )
+    rows.append(("Peak memory (RSS) of each benchmark's process", memory or "n/a"))
     m = h["machine"]
     title = f"Machine: {m.get('cpu')}, {m.get('cores')} cores, torch {m.get('torch')}"
     title += (f", GPU {m['gpu']}" if "gpu" in m else "") + (" (quick sizes)" if h["quick"] else "")

@@ -1,11 +1,15 @@
 """Runs every benchmark; writes ``bench/results/<name>.json``, ``summary.json``, ``summary.md``.
 
 python -m bench.run [--quick] [--data-dir data/imdb] [--only rnn,overhead,data,cells,inference]
+
+Each benchmark runs in a fresh process, so its ``peak_rss_mb`` is its own.
 """
 
 import argparse
 import json
+import multiprocessing
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from bench import bench_cells, bench_data, bench_inference, bench_overhead, bench_rnn
@@ -14,6 +18,19 @@ from bench.report import markdown, summary
 
 RESULTS = Path(__file__).parent / "results"
 BENCHMARKS = ("rnn", "overhead", "data", "cells", "inference")
+
+
+def _run_one(name: str, quick: bool, data_dir: str) -> dict:
+    runners = {
+        "rnn": lambda: bench_rnn.run(quick),
+        "overhead": lambda: bench_overhead.run(quick),
+        "data": lambda: bench_data.run(data_dir, quick),
+        "cells": lambda: bench_cells.run(quick),
+        "inference": lambda: bench_inference.run(quick),
+    }
+    result = runners[name]()
+    result["peak_rss_mb"] = peak_rss_mb()  # of this process, which ran this benchmark only
+    return result
 
 
 def main() -> None:
@@ -26,22 +43,18 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     suffix = "-quick" if args.quick else ""
-    runners = {
-        "rnn": lambda: bench_rnn.run(args.quick),
-        "overhead": lambda: bench_overhead.run(args.quick),
-        "data": lambda: bench_data.run(args.data_dir, args.quick),
-        "cells": lambda: bench_cells.run(args.quick),
-        "inference": lambda: bench_inference.run(args.quick),
-    }
     results = {}
     for name in args.only.split(","):
+        if name not in BENCHMARKS:
+            cli.error(f"unknown benchmark {name!r}; pick from {','.join(BENCHMARKS)}")
         start = time.perf_counter()
         if name == "data" and not Path(args.data_dir).exists():
             results[name] = {"skipped": f"no IMDB copy at {args.data_dir} (--data-dir)"}
         else:
-            results[name] = runners[name]()
+            spawn = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(1, mp_context=spawn) as pool:
+                results[name] = pool.submit(_run_one, name, args.quick, args.data_dir).result()
         results[name]["bench_wall_s"] = time.perf_counter() - start
-        results[name]["process_peak_rss_mb"] = peak_rss_mb()  # cumulative over the run
         (out / f"{name}{suffix}.json").write_text(json.dumps(results[name], indent=2))
         print(f"{name}: {results[name]['bench_wall_s']:.1f} s", flush=True)
     head = summary(results, machine())
