@@ -4,11 +4,15 @@
 
 IMDB-like lengths (log-normal, median ~230, clamped 16..512), batch 64, BiLSTM 2 x 256 on
 128-wide inputs: forward + backward times, exactness against the packed result, and GFLOP/s on
-real tokens next to a large fp32 matmul measured in the same run.
+real tokens next to a large fp32 matmul measured in the same run. The bucketed training loop runs
+twice: in this process (with :func:`src.runtime.retain_freed_memory`, as ``bench.run`` and the
+CLI set it) and in a fresh process with glibc's default allocator.
 """
 
 import argparse
 import json
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 
 import torch
 from torch import nn
@@ -97,8 +101,7 @@ def bucketed_training(args, lengths_pool: torch.Tensor, n_batches: int) -> dict:
     batches = [lengths_pool[b] for b, _ in zip(sampler, range(n_batches), strict=False)]
     xs = [_batch(lengths, args.input_size, i) for i, lengths in enumerate(batches)]
 
-    def epoch(exact: bool, concurrent: bool = True) -> None:
-        enc.concurrent_directions = concurrent
+    def epoch(exact: bool) -> None:
         for x, lengths in zip(xs, batches, strict=True):
             opt.zero_grad()
             out = enc(x, lengths, need_cell_state=False)[0] if exact else enc.rnn(x)[0]
@@ -109,16 +112,13 @@ def bucketed_training(args, lengths_pool: torch.Tensor, n_batches: int) -> dict:
     padded = int(sum(len(b) * int(b.max()) for b in batches))
     flops = 3 * lstm_flops_per_token(args.input_size, args.hidden_size, args.num_layers, 2) * tokens
     exact = timed(lambda: epoch(True), args.repeats)
-    in_turn = timed(lambda: epoch(True, concurrent=False), args.repeats)
     dense = timed(lambda: epoch(False), args.repeats)
     return {
         "batches": n_batches,
         "real_token_share": tokens / padded,
         "encoder": exact,
-        "encoder_directions_in_turn": in_turn,
         "dense_padded": dense,
         "encoder_gflops": flops / exact["median_s"] / 1e9,
-        "concurrent_speedup": in_turn["median_s"] / exact["median_s"],
         "real_tokens_per_s": tokens / exact["median_s"],
         "samples_per_s": 64 * n_batches / exact["median_s"],
     }
@@ -141,9 +141,14 @@ def run(quick: bool = False) -> dict:
     ]
     pool = imdb_like_lengths(4096 if quick else 25000, seed=1, scale=scale)
     report["bucketed"] = bucketed_training(parser, pool, 3 if quick else 8)
+    # the same loop in a fresh process with glibc's default allocator (no retain_freed_memory)
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as child:
+        default = child.submit(bucketed_training, parser, pool, 3 if quick else 8).result()
+    report["bucketed_default_malloc"] = default
     for row in report["one_batch"]:
         row["peak_fraction"] = row["encoder_gflops"] / peak
-    report["bucketed"]["peak_fraction"] = report["bucketed"]["encoder_gflops"] / peak
+    for key in ("bucketed", "bucketed_default_malloc"):
+        report[key]["peak_fraction"] = report[key]["encoder_gflops"] / peak
     return report
 
 

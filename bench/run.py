@@ -15,12 +15,14 @@ from pathlib import Path
 from bench import bench_cells, bench_data, bench_inference, bench_overhead, bench_rnn
 from bench.common import machine, peak_rss_mb
 from bench.report import markdown, summary
+from src.runtime import retain_freed_memory
 
 RESULTS = Path(__file__).parent / "results"
 BENCHMARKS = ("rnn", "overhead", "data", "cells", "inference")
 
 
 def _run_one(name: str, quick: bool, data_dir: str) -> dict:
+    retain_freed_memory()  # as the CLI does
     runners = {
         "rnn": lambda: bench_rnn.run(quick),
         "overhead": lambda: bench_overhead.run(quick),

@@ -2,6 +2,8 @@
 
 from lightning.pytorch.cli import LightningCLI
 
+from src.runtime import retain_freed_memory
+
 # (datamodule attribute, network / task argument): sizes known only once the data is prepared,
 # and the data's training mode (stateful streams).
 # A link whose source attribute or target argument is absent in the chosen classes is skipped.
@@ -36,6 +38,7 @@ class SeqLabCLI(LightningCLI):
 
 def main(args: list[str] | None = None, run: bool = True) -> SeqLabCLI:
     """Entry point; ``args``/``run`` let tests drive the CLI in-process."""
+    retain_freed_memory()  # large CPU tensors reuse the heap instead of fresh zeroed pages
     return SeqLabCLI(
         subclass_mode_model=True,
         subclass_mode_data=True,

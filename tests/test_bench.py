@@ -15,7 +15,7 @@ KEYS = {
     "bucket_real_token_share",
     "imdb_tokenize_first_s",
     "imdb_tokenize_cached_s",
-    "bilstm_concurrent_directions_speedup",
+    "bilstm_train_peak_fraction_default_malloc",
     "inference_p50_ms",
 }
 

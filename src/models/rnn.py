@@ -1,7 +1,6 @@
 """Recurrent encoder (LSTM: Hochreiter & Schmidhuber 1997; GRU: Cho et al. 2014) with exact
 packed-sequence semantics at dense-kernel speed on CPU."""
 
-from functools import partial
 from typing import Literal
 
 import torch
@@ -10,7 +9,6 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from src.models.cell_scan import run_stack
-from src.models.concurrent import run_concurrently, usable
 
 Cell = Literal["lstm", "gru", "rnn"]
 _MODULES = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
@@ -29,10 +27,7 @@ class RecurrentEncoder(nn.Module):
     (oneDNN) kernel instead: right padding never reaches earlier steps, and the backward direction
     runs on each sequence reversed within its own length. An LSTM's exact final cell state is
     rebuilt from the exact hidden states (one extra input/hidden projection and an elementwise
-    scan); pass ``need_cell_state=False`` to skip that when ``c_n`` is not used. With two or more
-    CPU threads the two directions of a bidirectional layer run concurrently, each on half of them
-    (:mod:`src.models.concurrent`); set ``encoder.concurrent_directions = False`` to run them in
-    turn on all threads.
+    scan); pass ``need_cell_state=False`` to skip that when ``c_n`` is not used.
 
     The parameters live in ``self.rnn``, a plain ``nn.LSTM``/``nn.GRU``/``nn.RNN``, so
     ``encoder.rnn.load_state_dict(torch_module.state_dict())`` loads PyTorch weights.
@@ -94,7 +89,6 @@ class RecurrentEncoder(nn.Module):
         self.cell, self.input_size, self.hidden_size = cell, input_size, hidden_size
         self.num_layers, self.dropout = num_layers, dropout
         self.implementation = implementation
-        self.concurrent_directions = True
         self.num_directions = 2 if bidirectional else 1
         self.hidden_out = proj_size or hidden_size  # H_out
         states = num_layers * self.num_directions
@@ -228,45 +222,30 @@ class RecurrentEncoder(nn.Module):
         # as rows of the flattened (N * L', H) tensor this is a permutation and its own inverse
         rows = torch.where(valid.squeeze(-1), lengths[:, None] - 1 - t, t)  # (N, L')
         rev = (rows + steps * torch.arange(n, device=x.device)[:, None]).flatten()
-        run = partial(self._direction, rev=rev, lengths=lengths, need_cell_state=need_cell_state)
-        concurrent = self.num_directions == 2 and self.concurrent_directions and usable(x)
+        last = (lengths - 1).view(n, 1, 1)
+        kernel = _KERNELS[self.cell]
         h_n, c_n, inp = [], [], x
         for layer in range(self.num_layers):
-            branches = []
+            outs = []
             for direction in range(self.num_directions):
                 k = layer * self.num_directions + direction
-                states = [h0[k : k + 1]] if c0 is None else [h0[k : k + 1], c0[k : k + 1]]
                 params = self._layer_params(layer, direction)
-                branches.append((partial(run, direction, len(states)), [inp, *states, *params]))
-            if concurrent:  # each direction on its own share of the cores, forward and backward
-                results = run_concurrently(branches)
-            else:
-                results = [fn(*inputs) for fn, inputs in branches]
-            for _, h_last, *c_last in results:
-                h_n.append(h_last)
-                c_n.extend(c_last)
+                seq = _Reverse.apply(inp, rev) if direction else inp
+                hx = (h0[k : k + 1], c0[k : k + 1]) if c0 is not None else h0[k : k + 1]
+                out = kernel(seq, hx, params, True, 1, 0.0, self.training, False, True)[0]
+                h_n.append(out.gather(1, last.expand(-1, -1, out.size(-1))).squeeze(1))
+                if c0 is not None and need_cell_state:
+                    c_n.append(_lstm_cell_at_end(seq, out, params, h0[k], c0[k], lengths))
+                outs.append(_Reverse.apply(out, rev) if direction else out)
             # (N, L', D * H_out); the next layer may read garbage at padded steps: they come
             # after every valid step in both directions' time order, so they cannot reach one
-            inp = torch.cat([r[0] for r in results], -1)
+            inp = torch.cat(outs, -1)
             if self.training and self.dropout > 0 and layer < self.num_layers - 1:
                 inp = F.dropout(inp, self.dropout, training=True)
         output = F.pad(inp * valid, (0, 0, 0, total - steps))  # (N, L, D * H_out), zero padding
         if self.cell != "lstm":
             return output, torch.stack(h_n)
         return output, (torch.stack(h_n), torch.stack(c_n) if c_n else None)
-
-    def _direction(self, direction, n_states, inp, *tensors, rev, lengths, need_cell_state):
-        """One layer-direction on the dense kernel: ``(out, h_last[, c_last])``, ``out`` in
-        ``inp``'s time order (``(N, L', H_out)``, unmasked), the rest ``(N, H_*)``."""
-        states, params = list(tensors[:n_states]), list(tensors[n_states:])
-        seq = _Reverse.apply(inp, rev) if direction else inp
-        hx = tuple(states) if n_states == 2 else states[0]
-        out = _KERNELS[self.cell](seq, hx, params, True, 1, 0.0, self.training, False, True)[0]
-        last = (lengths - 1).view(-1, 1, 1).expand(-1, 1, out.size(-1))
-        result = [_Reverse.apply(out, rev) if direction else out, out.gather(1, last).squeeze(1)]
-        if n_states == 2 and need_cell_state:
-            result.append(_lstm_cell_at_end(seq, out, params, states[0][0], states[1][0], lengths))
-        return tuple(result)
 
 
 class _Reverse(torch.autograd.Function):
