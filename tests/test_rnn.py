@@ -112,3 +112,35 @@ def test_init_options_and_errors():
         enc(torch.randn(2, 3, 5))
     with pytest.raises(ValueError, match="cell='lstm' only"):
         RecurrentEncoder(4, 8, "gru", proj_size=2)
+
+
+def test_length_groups_cover_the_batch_and_pay_only_when_lengths_differ():
+    from src.models.dense_exact import length_groups
+
+    lengths = torch.tensor([3, 40, 2, 41, 39, 3, 2, 40] * 4)
+    groups = length_groups(lengths)
+    assert len(groups) == 2 and sorted(torch.cat(groups).tolist()) == list(range(32))
+    assert [int(lengths[g].max()) for g in groups] == [3, 41]
+    assert len(length_groups(torch.tensor([40, 41, 39, 40] * 8))) == 1  # bucketed: no split
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_length_groups_keep_packed_results(cell):
+    from src.models.dense_exact import length_groups
+
+    torch.manual_seed(5)
+    enc = RecurrentEncoder(3, 4, cell, 2, bidirectional=True, learn_initial_state=True).double()
+    lengths = torch.tensor([2, 30, 1, 29, 3, 30, 2, 28] * 3)
+    assert len(length_groups(lengths)) > 1
+    x = torch.randn(24, 30, 3, dtype=torch.double, requires_grad=True)
+    out, state = enc(x, lengths)
+    module, ref_out, ref_state = _reference(enc, x, lengths)
+    torch.testing.assert_close(out, ref_out, atol=1e-10, rtol=1e-10)
+    for got, want in zip(_flatten(state), _flatten(ref_state), strict=True):
+        torch.testing.assert_close(got, want, atol=1e-10, rtol=1e-10)
+    grads = torch.autograd.grad(out.sum() + _flatten(state)[-1].sum(), [x, *enc.rnn.parameters()])
+    ref = torch.autograd.grad(
+        ref_out.sum() + _flatten(ref_state)[-1].sum(), [x, *module.parameters()]
+    )
+    for got, want in zip(grads, ref, strict=True):
+        torch.testing.assert_close(got, want, atol=1e-9, rtol=1e-9)

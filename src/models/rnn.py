@@ -4,15 +4,14 @@ packed-sequence semantics at dense-kernel speed on CPU."""
 from typing import Literal
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from src.models.cell_scan import run_stack
+from src.models.dense_exact import dense_exact
 
 Cell = Literal["lstm", "gru", "rnn"]
 _MODULES = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
-_KERNELS = {"lstm": torch.lstm, "gru": torch.gru, "rnn": torch.rnn_tanh}
 
 
 class RecurrentEncoder(nn.Module):
@@ -25,8 +24,9 @@ class RecurrentEncoder(nn.Module):
     ``(num_layers * D, N, H_cell)``). On CUDA this is cuDNN's packed kernel. On CPU PyTorch's packed
     backward grows with the square of the length, so each layer and direction runs the dense
     (oneDNN) kernel instead: right padding never reaches earlier steps, and the backward direction
-    runs on each sequence reversed within its own length. An LSTM's exact final cell state is
-    rebuilt from the exact hidden states (one extra input/hidden projection and an elementwise
+    runs on each sequence reversed within its own length; a batch of very unequal lengths is cut
+    into length groups first (:mod:`src.models.dense_exact`). An LSTM's exact final cell state
+    is rebuilt from the exact hidden states (one extra input/hidden projection and an elementwise
     scan); pass ``need_cell_state=False`` to skip that when ``c_n`` is not used.
 
     The parameters live in ``self.rnn``, a plain ``nn.LSTM``/``nn.GRU``/``nn.RNN``, so
@@ -151,7 +151,7 @@ class RecurrentEncoder(nn.Module):
             raise ValueError(
                 f"expected input (N, L, {self.input_size}) (batch_first), got {tuple(x.shape)}"
             )
-        n, length = x.shape[:2]
+        (n, length), D = x.shape[:2], self.num_directions
         h0, c0 = self._initial_state(n, x)
         hx = (h0, c0) if self.cell == "lstm" else h0
         if self.implementation == "handwritten":
@@ -160,9 +160,11 @@ class RecurrentEncoder(nn.Module):
             lengths = _check_lengths(lengths, n, length)
             if bool((lengths != length).any()):
                 if x.device.type == "cpu":
-                    return self._forward_dense_exact(
-                        x, lengths.to(x.device), h0, c0, need_cell_state
-                    )
+                    params = [self._layer_params(k // D, k % D) for k in range(len(h0))]
+                    dropout = self.dropout if self.num_layers > 1 else 0.0
+                    args = (dropout, self.training, need_cell_state)
+                    output, h_n, c_n = dense_exact(self.cell, params, D, x, lengths, h0, c0, *args)
+                    return (output, (h_n, c_n)) if self.cell == "lstm" else (output, h_n)
                 packed = pack_padded_sequence(
                     x, lengths.cpu(), batch_first=True, enforce_sorted=False
                 )
@@ -210,58 +212,6 @@ class RecurrentEncoder(nn.Module):
             names.append("weight_hr")
         return [getattr(self.rnn, name + suffix) for name in names]
 
-    def _forward_dense_exact(
-        self, x: Tensor, lengths: Tensor, h0: Tensor, c0: Tensor | None, need_cell_state: bool
-    ) -> tuple[Tensor, Tensor | tuple[Tensor, Tensor | None]]:
-        n, total = x.shape[:2]
-        steps = int(lengths.max())
-        x = x[:, :steps]  # steps past the longest sequence cannot matter
-        t = torch.arange(steps, device=x.device)
-        valid = (t < lengths[:, None]).unsqueeze(-1)  # (N, L', 1)
-        # per-sequence reversal: step t <-> lengths - 1 - t inside each sequence, padding fixed;
-        # as rows of the flattened (N * L', H) tensor this is a permutation and its own inverse
-        rows = torch.where(valid.squeeze(-1), lengths[:, None] - 1 - t, t)  # (N, L')
-        rev = (rows + steps * torch.arange(n, device=x.device)[:, None]).flatten()
-        last = (lengths - 1).view(n, 1, 1)
-        kernel = _KERNELS[self.cell]
-        h_n, c_n, inp = [], [], x
-        for layer in range(self.num_layers):
-            outs = []
-            for direction in range(self.num_directions):
-                k = layer * self.num_directions + direction
-                params = self._layer_params(layer, direction)
-                seq = _Reverse.apply(inp, rev) if direction else inp
-                hx = (h0[k : k + 1], c0[k : k + 1]) if c0 is not None else h0[k : k + 1]
-                out = kernel(seq, hx, params, True, 1, 0.0, self.training, False, True)[0]
-                h_n.append(out.gather(1, last.expand(-1, -1, out.size(-1))).squeeze(1))
-                if c0 is not None and need_cell_state:
-                    c_n.append(_lstm_cell_at_end(seq, out, params, h0[k], c0[k], lengths))
-                outs.append(_Reverse.apply(out, rev) if direction else out)
-            # (N, L', D * H_out); the next layer may read garbage at padded steps: they come
-            # after every valid step in both directions' time order, so they cannot reach one
-            inp = torch.cat(outs, -1)
-            if self.training and self.dropout > 0 and layer < self.num_layers - 1:
-                inp = F.dropout(inp, self.dropout, training=True)
-        output = F.pad(inp * valid, (0, 0, 0, total - steps))  # (N, L, D * H_out), zero padding
-        if self.cell != "lstm":
-            return output, torch.stack(h_n)
-        return output, (torch.stack(h_n), torch.stack(c_n) if c_n else None)
-
-
-class _Reverse(torch.autograd.Function):
-    """Row permutation of ``(N, L, H)`` by an involution ``perm`` of the ``N * L`` steps: the
-    backward is the same permutation (a copy), not the scatter-add a gather would need."""
-
-    @staticmethod
-    def forward(ctx, x: Tensor, perm: Tensor) -> Tensor:
-        ctx.save_for_backward(perm)
-        return x.flatten(0, 1).index_select(0, perm).view_as(x)
-
-    @staticmethod
-    def backward(ctx, grad: Tensor) -> tuple[Tensor, None]:
-        (perm,) = ctx.saved_tensors
-        return grad.flatten(0, 1).index_select(0, perm).view_as(grad), None
-
 
 def _check_lengths(lengths: Tensor, n: int, length: int) -> Tensor:
     lengths = torch.as_tensor(lengths)
@@ -273,31 +223,3 @@ def _check_lengths(lengths: Tensor, n: int, length: int) -> Tensor:
             f" max {int(lengths.max())}: drop empty sequences before the encoder"
         )
     return lengths.long()
-
-
-def _lstm_cell_at_end(
-    seq: Tensor, out: Tensor, params: list[Tensor], h0: Tensor, c0: Tensor, lengths: Tensor
-) -> Tensor:
-    """Exact LSTM cell state at each sequence's last step, from the exact hidden states.
-
-    Args:
-        seq: ``(N, L, H_in)`` the direction's input; out: ``(N, L, H_out)`` its hidden states;
-        params: that layer-direction's weights; h0: ``(N, H_out)``; c0: ``(N, H_cell)``;
-        lengths: ``(N,)``.
-
-    Returns:
-        ``(N, H_cell)``.
-    """
-    w_ih, w_hh, b_ih, b_hh = params[:4]
-    h_prev = torch.cat([h0.unsqueeze(1), out[:, :-1]], 1)  # h_{t-1}, (N, L, H_out)
-    gates = F.linear(seq, w_ih, b_ih) + F.linear(h_prev, w_hh, b_hh)  # (N, L, 4 H_cell)
-    i, f, g, _ = gates.chunk(4, -1)
-    written = (i.sigmoid() * g.tanh()).unbind(1)  # unbind once: per-step slicing of a
-    kept = f.sigmoid().unbind(1)  # (N, L, H) tensor would make the backward quadratic in L
-    c, cells = c0, []
-    for f_t, w_t in zip(kept, written, strict=True):
-        c = f_t * c + w_t
-        cells.append(c)
-    cells = torch.stack(cells, 1)  # (N, L, H_cell)
-    last = (lengths - 1).view(-1, 1, 1).expand(-1, 1, cells.size(-1))
-    return cells.gather(1, last).squeeze(1)

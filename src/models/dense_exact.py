@@ -1,0 +1,174 @@
+"""Exact packed-sequence semantics for recurrent stacks on CPU, from dense (oneDNN) kernels.
+
+PyTorch's CPU packed backward grows with the square of the length, so :func:`dense_exact` runs
+each layer and direction of an ``nn.LSTM``/``nn.GRU``/``nn.RNN`` on the dense kernel instead:
+right padding never reaches earlier steps, and the backward direction runs on each sequence
+reversed within its own length. A batch of very unequal lengths is first cut, in length order,
+into groups that each pad only to their own longest sequence (:func:`length_groups`).
+"""
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+KERNELS = {"lstm": torch.lstm, "gru": torch.gru, "rnn": torch.rnn_tanh}
+# A recurrent step over a group costs about as much as this many more rows: the price of an
+# extra group (one more pass over its steps) against the padding it saves; measured on the
+# IMDB-like batch of bench/bench_rnn.py (2 cores: 4 to 8 are the fastest, 1.5x over no groups).
+STEP_OVERHEAD_ROWS = 8
+
+
+def length_groups(lengths: Tensor, overhead_rows: int = STEP_OVERHEAD_ROWS) -> list[Tensor]:
+    """Split a batch into groups of similar length, minimising padded work.
+
+    The sequences are sorted by length and cut into contiguous runs that minimise
+    ``sum_g (n_g + overhead_rows) * max_length_g`` (exact dynamic programme, ``O(N^2)``).
+
+    Args:
+        lengths: ``(N,)`` true lengths.
+        overhead_rows: The cost of an extra group, in rows of padded work per step.
+
+    Returns:
+        Index tensors into the batch, one per group, shortest group first; a single group
+        holding every index in order when grouping does not pay.
+    """
+    order = lengths.argsort(stable=True)
+    sorted_lengths = lengths[order].tolist()
+    n = len(sorted_lengths)
+    best, cut = [0.0] + [float("inf")] * n, [0] * (n + 1)
+    for end in range(1, n + 1):  # best[end]: cheapest split of the ``end`` shortest
+        longest = sorted_lengths[end - 1]
+        for start in range(end):
+            cost = best[start] + (end - start + overhead_rows) * longest
+            if cost < best[end]:
+                best[end], cut[end] = cost, start
+    if cut[n] == 0:
+        return [torch.arange(n, device=lengths.device)]
+    bounds, end = [], n
+    while end > 0:
+        bounds.append((cut[end], end))
+        end = cut[end]
+    return [order[start:end] for start, end in reversed(bounds)]
+
+
+def dense_exact(
+    cell: str,
+    params: list[list[Tensor]],
+    num_directions: int,
+    x: Tensor,
+    lengths: Tensor,
+    h0: Tensor,
+    c0: Tensor | None,
+    dropout: float,
+    training: bool,
+    need_cell_state: bool,
+) -> tuple[Tensor, Tensor, Tensor | None]:
+    """Run a stack as ``pack_padded_sequence`` would, in length groups.
+
+    Args:
+        cell: ``"lstm"``, ``"gru"`` or ``"rnn"``.
+        params: Weights per layer-direction ``k = layer * D + direction``, as the kernels take
+            them (``weight_ih, weight_hh, bias_ih, bias_hh[, weight_hr]``).
+        num_directions: ``D``, 1 or 2.
+        x: ``(N, L, H_in)`` right-padded inputs; lengths: ``(N,)`` in ``1..L``.
+        h0: ``(num_layers * D, N, H_out)``; c0: ``(num_layers * D, N, H_cell)`` (LSTM).
+        dropout: Dropout between layers (applied when ``training``).
+        need_cell_state: LSTM only: rebuild the exact ``c_n`` (costs a projection and a scan).
+
+    Returns:
+        ``output`` ``(N, L, D * H_out)`` (zeros at padding), ``h_n``, and ``c_n`` or ``None``.
+    """
+    args = (dropout, training, need_cell_state)
+    groups = length_groups(lengths)
+    if len(groups) == 1:
+        return _stack(cell, params, num_directions, x, lengths, h0, c0, *args)
+    runs = []
+    for g in groups:
+        c0_g = None if c0 is None else c0[:, g]
+        runs.append(_stack(cell, params, num_directions, x[g], lengths[g], h0[:, g], c0_g, *args))
+    order = torch.cat(groups)
+    inverse = torch.empty_like(order)
+    inverse[order] = torch.arange(len(order), device=order.device)  # back to batch order
+    output = torch.cat([r[0] for r in runs]).index_select(0, inverse)
+    h_n = torch.cat([r[1] for r in runs], 1).index_select(1, inverse)
+    c_n = (
+        None if runs[0][2] is None else torch.cat([r[2] for r in runs], 1).index_select(1, inverse)
+    )
+    return output, h_n, c_n
+
+
+def _stack(cell, params, num_directions, x, lengths, h0, c0, dropout, training, need_cell_state):
+    """:func:`dense_exact` on one group, whose padding is kept."""
+    n, total = x.shape[:2]
+    num_layers = len(params) // num_directions
+    steps = int(lengths.max())
+    x = x[:, :steps]  # steps past the longest sequence cannot matter
+    t = torch.arange(steps, device=x.device)
+    valid = (t < lengths[:, None]).unsqueeze(-1)  # (N, L', 1)
+    # per-sequence reversal: step t <-> lengths - 1 - t inside each sequence, padding fixed;
+    # as rows of the flattened (N * L', H) tensor this is a permutation and its own inverse
+    rows = torch.where(valid.squeeze(-1), lengths[:, None] - 1 - t, t)  # (N, L')
+    rev = (rows + steps * torch.arange(n, device=x.device)[:, None]).flatten()
+    last = (lengths - 1).view(n, 1, 1)
+    h_n, c_n, inp = [], [], x
+    for layer in range(num_layers):
+        outs = []
+        for direction in range(num_directions):
+            k = layer * num_directions + direction
+            seq = _Reverse.apply(inp, rev) if direction else inp
+            hx = (h0[k : k + 1], c0[k : k + 1]) if c0 is not None else h0[k : k + 1]
+            out = KERNELS[cell](seq, hx, params[k], True, 1, 0.0, training, False, True)[0]
+            h_n.append(out.gather(1, last.expand(-1, -1, out.size(-1))).squeeze(1))
+            if c0 is not None and need_cell_state:
+                c_n.append(_lstm_cell_at_end(seq, out, params[k], h0[k], c0[k], lengths))
+            outs.append(_Reverse.apply(out, rev) if direction else out)
+        # (N, L', D * H_out); the next layer may read garbage at padded steps: they come
+        # after every valid step in both directions' time order, so they cannot reach one
+        inp = torch.cat(outs, -1)
+        if training and dropout > 0 and layer < num_layers - 1:
+            inp = F.dropout(inp, dropout, training=True)
+    output = F.pad(inp * valid, (0, 0, 0, total - steps))  # (N, L, D * H_out), zero padding
+    return output, torch.stack(h_n), torch.stack(c_n) if c_n else None
+
+
+class _Reverse(torch.autograd.Function):
+    """Row permutation of ``(N, L, H)`` by an involution ``perm`` of the ``N * L`` steps: the
+    backward is the same permutation (a copy), not the scatter-add a gather would need."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, perm: Tensor) -> Tensor:
+        ctx.save_for_backward(perm)
+        return x.flatten(0, 1).index_select(0, perm).view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, None]:
+        (perm,) = ctx.saved_tensors
+        return grad.flatten(0, 1).index_select(0, perm).view_as(grad), None
+
+
+def _lstm_cell_at_end(
+    seq: Tensor, out: Tensor, params: list[Tensor], h0: Tensor, c0: Tensor, lengths: Tensor
+) -> Tensor:
+    """Exact LSTM cell state at each sequence's last step, from the exact hidden states.
+
+    Args:
+        seq: ``(N, L, H_in)`` the direction's input; out: ``(N, L, H_out)`` its hidden states;
+        params: that layer-direction's weights; h0: ``(N, H_out)``; c0: ``(N, H_cell)``;
+        lengths: ``(N,)``.
+
+    Returns:
+        ``(N, H_cell)``.
+    """
+    w_ih, w_hh, b_ih, b_hh = params[:4]
+    h_prev = torch.cat([h0.unsqueeze(1), out[:, :-1]], 1)  # h_{t-1}, (N, L, H_out)
+    gates = F.linear(seq, w_ih, b_ih) + F.linear(h_prev, w_hh, b_hh)  # (N, L, 4 H_cell)
+    i, f, g, _ = gates.chunk(4, -1)
+    written = (i.sigmoid() * g.tanh()).unbind(1)  # unbind once: per-step slicing of a
+    kept = f.sigmoid().unbind(1)  # (N, L, H) tensor would make the backward quadratic in L
+    c, cells = c0, []
+    for f_t, w_t in zip(kept, written, strict=True):
+        c = f_t * c + w_t
+        cells.append(c)
+    cells = torch.stack(cells, 1)  # (N, L, H_cell)
+    last = (lengths - 1).view(-1, 1, 1).expand(-1, 1, cells.size(-1))
+    return cells.gather(1, last).squeeze(1)
