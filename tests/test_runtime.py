@@ -36,8 +36,9 @@ def test_freed_blocks_are_reused_without_page_faults():
     applied, faults = _probe("retain")
     default_applied, default_faults = _probe("default")
     assert applied and not default_applied
-    # 5 x 64 MiB: glibc's default maps and zeroes ~80k fresh 4 KiB pages; the kept heap none
-    assert default_faults > 10_000 and faults < default_faults / 20
+    # 5 x 64 MiB: glibc's default maps and zeroes fresh pages each time (80k of 4 KiB, or 160
+    # transparent huge pages), the kept heap reuses its block
+    assert default_faults > 100 and faults < default_faults / 20
     assert _probe("retain", SEQLAB_RETAIN_MEMORY="0") == (
         False,
         pytest.approx(default_faults, rel=0.5),
