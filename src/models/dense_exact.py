@@ -89,12 +89,13 @@ def dense_exact(
     order = torch.cat(groups)
     inverse = torch.empty_like(order)
     inverse[order] = torch.arange(len(order), device=order.device)  # back to batch order
-    output = torch.cat([r[0] for r in runs]).index_select(0, inverse)
-    h_n = torch.cat([r[1] for r in runs], 1).index_select(1, inverse)
-    c_n = (
-        None if runs[0][2] is None else torch.cat([r[2] for r in runs], 1).index_select(1, inverse)
-    )
-    return output, h_n, c_n
+
+    def merged(i: int, batch_dim: int) -> Tensor | None:  # the groups' i-th results, batch order
+        if runs[0][i] is None:
+            return None
+        return torch.cat([r[i] for r in runs], batch_dim).index_select(batch_dim, inverse)
+
+    return merged(0, 0), merged(1, 1), merged(2, 1)
 
 
 def _stack(cell, params, num_directions, x, lengths, h0, c0, dropout, training, need_cell_state):
