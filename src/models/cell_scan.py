@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from src.models.cells import GRU_GATES, LSTM_GATES, gru_step, lstm_step
+from src.models.lstm_bptt import lstm_direction
 
 GATES = {"lstm": LSTM_GATES, "gru": GRU_GATES, "rnn": ()}
 CHUNKS = {"lstm": 4, "gru": 3, "rnn": 1}
@@ -117,8 +118,9 @@ def run_stack(
         dropout: Dropout on every layer's output but the last's, when ``training``.
         training: Apply ``dropout``.
         record_gates: Also return the gate activations.
-        compiled: Use the ``torch.compile``d step (not when recording gates); the first call
-            compiles (seconds); if compiling fails it warns once and runs the eager step.
+        compiled: Use the ``torch.compile``d step (not when recording gates); for LSTM the
+            hand-written backward of :mod:`src.models.lstm_bptt` instead. The first call
+            compiles (seconds); if compiling fails it warns once and runs eagerly.
 
     Returns:
         ``(output, h_n, gates)``: ``output`` ``(N, L, D * H)``, zeros at padding; ``h_n``
@@ -130,6 +132,8 @@ def run_stack(
     if cell not in _EAGER:
         raise ValueError(f"cell must be one of {sorted(_EAGER)}, got {cell!r}")
     args = (cell, params, x, lengths, hx, num_layers, bidirectional, dropout, training)
+    if compiled and cell == "lstm" and not record_gates:
+        return _stack(*args, False, None)  # hand-written BPTT, compiled gate kernels
     if not compiled or record_gates or _COMPILE_FAILED:
         return _stack(*args, record_gates, _EAGER[cell])
     try:
@@ -149,7 +153,7 @@ def run_stack(
 def _stack(
     cell, params, x, lengths, hx, num_layers, bidirectional, dropout, training, record, step
 ):
-    """:func:`run_stack` with the step function chosen."""
+    """:func:`run_stack` with the step function chosen; ``None``: :mod:`src.models.lstm_bptt`."""
     if x.dim() != 3:
         raise ValueError(f"expected input (N, L, H_in) (batch_first), got {tuple(x.shape)}")
     n, total = x.shape[:2]
@@ -158,7 +162,7 @@ def _stack(
     h0, c0 = (hx if isinstance(hx, tuple) else (hx, None)) if hx is not None else (None, None)
     h0 = x.new_zeros(num_layers * dirs, n, hidden) if h0 is None else h0
     c0 = x.new_zeros(num_layers * dirs, n, hidden) if c0 is None else c0
-    valid, steps = None, total
+    valid, steps, padded = None, total, None
     if lengths is not None:
         lengths = torch.as_tensor(lengths, device=x.device).long()
         if lengths.shape != (n,) or (
@@ -166,19 +170,26 @@ def _stack(
         ):
             raise ValueError(f"lengths must have shape ({n},) and lie in 1..{total} (the padding)")
     if lengths is not None and bool((lengths != total).any()):
-        steps = int(lengths.max())
+        steps, padded = int(lengths.max()), lengths
         x = x[:, :steps]  # steps past the longest sequence cannot matter
         valid = (torch.arange(steps, device=x.device) < lengths[:, None]).unsqueeze(-1)
-    elif step is not _EAGER[cell]:  # compiled: one graph for padded and unpadded batches
+    elif step not in (_EAGER[cell], None):  # compiled: one graph for padded and unpadded batches
         valid = x.new_ones(n, steps, 1, dtype=torch.bool)
     h_n, c_n, gates, inp = [], [], [], x
     for layer in range(num_layers):
         outs = []
         for d in range(dirs):
             k, sfx = layer * dirs + d, f"_l{layer}" + ("_reverse" if d else "")
-            xw = F.linear(inp, params["weight_ih" + sfx], params.get("bias_ih" + sfx))
+            w_ih, b_ih = params["weight_ih" + sfx], params.get("bias_ih" + sfx)
             w_hh, b_hh = params["weight_hh" + sfx], params.get("bias_hh" + sfx)
-            out, h, c, g = scan(cell, xw, h0[k], c0[k], w_hh, b_hh, valid, bool(d), record, step)
+            if step is None:
+                weights = (w_ih, w_hh, b_ih, b_hh)
+                out, h, c = lstm_direction(inp, h0[k], c0[k], weights, padded, bool(d), True)
+                g = []
+            else:
+                xw = F.linear(inp, w_ih, b_ih)
+                state = (h0[k], c0[k])
+                out, h, c, g = scan(cell, xw, *state, w_hh, b_hh, valid, bool(d), record, step)
             outs.append(out)
             h_n.append(h)
             c_n.append(c)

@@ -104,25 +104,21 @@ def _stack(cell, params, num_directions, x, lengths, h0, c0, dropout, training, 
     num_layers = len(params) // num_directions
     steps = int(lengths.max())
     x = x[:, :steps]  # steps past the longest sequence cannot matter
-    t = torch.arange(steps, device=x.device)
-    valid = (t < lengths[:, None]).unsqueeze(-1)  # (N, L', 1)
-    # per-sequence reversal: step t <-> lengths - 1 - t inside each sequence, padding fixed;
-    # as rows of the flattened (N * L', H) tensor this is a permutation and its own inverse
-    rows = torch.where(valid.squeeze(-1), lengths[:, None] - 1 - t, t)  # (N, L')
-    rev = (rows + steps * torch.arange(n, device=x.device)[:, None]).flatten()
+    valid = (torch.arange(steps, device=x.device) < lengths[:, None]).unsqueeze(-1)  # (N, L', 1)
+    rev = reversal(lengths, steps)
     last = (lengths - 1).view(n, 1, 1)
     h_n, c_n, inp = [], [], x
     for layer in range(num_layers):
         outs = []
         for direction in range(num_directions):
             k = layer * num_directions + direction
-            seq = _Reverse.apply(inp, rev) if direction else inp
+            seq = Reverse.apply(inp, rev) if direction else inp
             hx = (h0[k : k + 1], c0[k : k + 1]) if c0 is not None else h0[k : k + 1]
             out = KERNELS[cell](seq, hx, params[k], True, 1, 0.0, training, False, True)[0]
             h_n.append(out.gather(1, last.expand(-1, -1, out.size(-1))).squeeze(1))
             if c0 is not None and need_cell_state:
                 c_n.append(_lstm_cell_at_end(seq, out, params[k], h0[k], c0[k], lengths))
-            outs.append(_Reverse.apply(out, rev) if direction else out)
+            outs.append(Reverse.apply(out, rev) if direction else out)
         # (N, L', D * H_out); the next layer may read garbage at padded steps: they come
         # after every valid step in both directions' time order, so they cannot reach one
         inp = torch.cat(outs, -1)
@@ -132,7 +128,23 @@ def _stack(cell, params, num_directions, x, lengths, h0, c0, dropout, training, 
     return output, torch.stack(h_n), torch.stack(c_n) if c_n else None
 
 
-class _Reverse(torch.autograd.Function):
+def reversal(lengths: Tensor, steps: int) -> Tensor:
+    """Step ``t`` <-> ``lengths - 1 - t`` inside each sequence, padding fixed, as a permutation of
+    the rows of a flattened ``(N * steps, H)`` batch-first tensor; it is its own inverse.
+
+    Args:
+        lengths: ``(N,)`` true lengths in ``1..steps``.
+        steps: ``L``, the padded length.
+
+    Returns:
+        ``(N * steps,)`` row indices, for :class:`Reverse`.
+    """
+    t = torch.arange(steps, device=lengths.device)
+    rows = torch.where(t < lengths[:, None], lengths[:, None] - 1 - t, t)  # (N, L)
+    return (rows + steps * torch.arange(len(lengths), device=lengths.device)[:, None]).flatten()
+
+
+class Reverse(torch.autograd.Function):
     """Row permutation of ``(N, L, H)`` by an involution ``perm`` of the ``N * L`` steps: the
     backward is the same permutation (a copy), not the scatter-add a gather would need."""
 

@@ -28,10 +28,12 @@ class HandwrittenRNN(nn.Module):
         bias: Use the biases.
         dropout: Dropout on every layer's output but the last's, in training.
         bidirectional: Add a time-reversed direction (``D = 2``).
-        compiled: Run the ``torch.compile``d step (opt-in: the first call compiles for seconds
-            and needs a C++ compiler on CPU; if compiling fails it warns once and runs eagerly).
-            Its fused gates pay off at larger sizes (e.g. batch 64, H=256); on tiny ones the
-            per-step call overhead makes it slower than eager (see ``bench/bench_cells.py``).
+        compiled: The fast path (opt-in: the first call compiles for seconds and needs a C++
+            compiler on CPU; if compiling fails it warns once and runs eagerly). LSTM: the
+            hand-written backward of :mod:`src.models.lstm_bptt` (fused, ``torch.compile``d gate
+            kernels; weight gradients as one GEMM), 1.2-1.3x ``nn.LSTM``'s time at batch 64,
+            H=256 (``bench/bench_cells.py``); GRU / RNN: a ``torch.compile``d step under
+            autograd, which pays off only at larger sizes.
         device: Parameter device.
         dtype: Parameter dtype.
     """
