@@ -10,6 +10,7 @@ from torch import nn
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassAUROC, MulticlassF1Score
 
+from src.tasks.epoch_log import log_epoch
 from src.tasks.optim import configure
 
 
@@ -68,9 +69,6 @@ class ClassificationTask(LightningModule):
         metrics.update(logits.detach().softmax(-1), batch["labels"])
         n = batch["labels"].numel()
         self.log(f"{stage}/loss", loss, prog_bar=True, batch_size=n, sync_dist=stage != "train")
-        self.log_dict(
-            metrics, on_step=False, on_epoch=True, prog_bar=stage != "train", batch_size=n
-        )
         return loss
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
@@ -81,6 +79,15 @@ class ClassificationTask(LightningModule):
 
     def test_step(self, batch: dict, batch_idx: int) -> None:
         self._shared_step(batch, "test")
+
+    def on_train_epoch_end(self) -> None:
+        log_epoch(self, self.train_metrics, prog_bar=False)
+
+    def on_validation_epoch_end(self) -> None:
+        log_epoch(self, self.val_metrics, prog_bar=True)
+
+    def on_test_epoch_end(self) -> None:
+        log_epoch(self, self.test_metrics, prog_bar=True)
 
     def predict_step(self, batch: dict, batch_idx: int) -> dict[str, torch.Tensor]:
         probs = self(batch["tokens"], batch["lengths"]).softmax(-1)

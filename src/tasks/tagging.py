@@ -12,6 +12,7 @@ from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
 from src.data.conllu_source import IGNORE_INDEX
+from src.tasks.epoch_log import log_epoch
 from src.tasks.optim import configure
 
 
@@ -80,9 +81,6 @@ class TaggingTask(LightningModule):
             self.test_tag_f1.update(flat.detach(), tags)
         n = int((tags != IGNORE_INDEX).sum())
         self.log(f"{stage}/loss", loss, prog_bar=True, batch_size=n, sync_dist=stage != "train")
-        self.log_dict(
-            metrics, on_step=False, on_epoch=True, prog_bar=stage != "train", batch_size=n
-        )
         return loss
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
@@ -94,7 +92,14 @@ class TaggingTask(LightningModule):
     def test_step(self, batch: dict, batch_idx: int) -> None:
         self._shared_step(batch, "test")
 
+    def on_train_epoch_end(self) -> None:
+        log_epoch(self, self.train_metrics, prog_bar=False)
+
+    def on_validation_epoch_end(self) -> None:
+        log_epoch(self, self.val_metrics, prog_bar=True)
+
     def on_test_epoch_end(self) -> None:
+        log_epoch(self, self.test_metrics, prog_bar=True)
         scores = self.test_tag_f1.compute()  # (T,)
         self.log_dict({f"test/f1_{t}": s for t, s in zip(self.tag_names, scores, strict=True)})
         self.test_tag_f1.reset()
