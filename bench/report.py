@@ -42,6 +42,29 @@ def summary(results: dict, machine: dict) -> dict:
         "inference_p50_ms": _get(results, "inference", "single_review", "p50_ms"),
         "inference_p99_ms": _get(results, "inference", "single_review", "p99_ms"),
         "inference_reviews_per_s": _get(results, "inference", "batched", "reviews_per_s"),
+        **_gpu_summary(results.get("gpu", {})),
+    }
+
+
+def _gpu_summary(gpu: dict) -> dict:
+    """``gpu_*`` keys, only when the GPU benchmark ran (on a GPU)."""
+    if "project" not in gpu or gpu.get("device", "").startswith("cpu"):
+        return {}
+    key = (64, "fp32", "packed")
+    packed64 = next(
+        (r for r in gpu["cudnn_steps"] if (r["batch"], r["dtype"], r["layout"]) == key), {}
+    )
+    return {
+        "gpu_model": gpu["machine"].get("gpu"),
+        "gpu_matmul_bf16_tflops": gpu["matmul_tflops"]["bf16"],
+        "gpu_matmul_tf32_tflops": gpu["matmul_tflops"]["tf32"],
+        "gpu_imdb_epoch_s": gpu["project"]["epoch_s"][-1],
+        "gpu_imdb_test_acc": gpu["project"]["test_acc"],
+        "gpu_seeds_epoch_s": gpu["seeds"]["epoch_s"][-1],
+        "gpu_seeds_test_acc": gpu["seeds"]["test_acc"],
+        "gpu_epoch_speedup_vs_seeds": gpu["epoch_speedup_vs_seeds"],
+        "gpu_bilstm_packed_b64_step_s": packed64.get("median_s"),
+        "gpu_max_memory_allocated_mb": gpu["project"]["max_memory_allocated_mb"],
     }
 
 
@@ -109,9 +132,26 @@ def markdown(head: dict, results: dict) -> str:
         )
     )
     memory = ", ".join(
-        f"{name} {r['peak_rss_mb']:.0f} MiB" for name, r in results.items() if "peak_rss_mb" in r
+        f"{name} {r['peak_rss_mb']:.0f} MiB"
+        for name, r in results.items()
+        if "peak_rss_mb" in r and "skipped" not in r
     )
     rows.append(("Peak memory (RSS) of each benchmark's process", memory or "n/a"))
+    if "gpu_imdb_epoch_s" in h:
+        rows.append(
+            (
+                f"GPU ({h['gpu_model']}): bf16 / tf32 matmul",
+                f"{h['gpu_matmul_bf16_tflops']:.0f} / {h['gpu_matmul_tf32_tflops']:.0f} TFLOP/s",
+            )
+        )
+        rows.append(
+            (
+                "GPU IMDB BiLSTM epoch: this project / the seeds' recipe (test acc, same epochs)",
+                f"{h['gpu_imdb_epoch_s']:.1f} s ({h['gpu_imdb_test_acc']:.2%}) / "
+                f"{h['gpu_seeds_epoch_s']:.1f} s ({h['gpu_seeds_test_acc']:.2%}):"
+                f" {h['gpu_epoch_speedup_vs_seeds']:.1f}x",
+            )
+        )
     m = h["machine"]
     title = f"Machine: {m.get('cpu')}, {m.get('cores')} cores, torch {m.get('torch')}"
     title += (f", GPU {m['gpu']}" if "gpu" in m else "") + (" (quick sizes)" if h["quick"] else "")

@@ -1,6 +1,6 @@
 """Runs every benchmark; writes ``bench/results/<name>.json``, ``summary.json``, ``summary.md``.
 
-python -m bench.run [--quick] [--data-dir data/imdb] [--only rnn,overhead,data,cells,inference]
+python -m bench.run [--quick] [--data-dir data/imdb] [--only rnn,overhead,data,cells,inference,gpu]
 
 Each benchmark runs in a fresh process, so its ``peak_rss_mb`` is its own.
 """
@@ -12,13 +12,13 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from bench import bench_cells, bench_data, bench_inference, bench_overhead, bench_rnn
+from bench import bench_cells, bench_data, bench_gpu, bench_inference, bench_overhead, bench_rnn
 from bench.common import machine, peak_rss_mb
 from bench.report import markdown, summary
 from src.runtime import retain_freed_memory
 
 RESULTS = Path(__file__).parent / "results"
-BENCHMARKS = ("rnn", "overhead", "data", "cells", "inference")
+BENCHMARKS = ("rnn", "overhead", "data", "cells", "inference", "gpu")
 
 
 def _run_one(name: str, quick: bool, data_dir: str) -> dict:
@@ -29,6 +29,7 @@ def _run_one(name: str, quick: bool, data_dir: str) -> dict:
         "data": lambda: bench_data.run(data_dir, quick),
         "cells": lambda: bench_cells.run(quick),
         "inference": lambda: bench_inference.run(quick),
+        "gpu": lambda: bench_gpu.run(quick, data_dir),  # "skipped" without CUDA
     }
     result = runners[name]()
     result["peak_rss_mb"] = peak_rss_mb()  # of this process, which ran this benchmark only

@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import torch
+
 ROOT = Path(__file__).resolve().parents[1]
 KEYS = {
     "machine",
@@ -48,3 +50,26 @@ def test_bench_quick_writes_json_and_markdown(tmp_path):
         report = json.loads((tmp_path / f"{name}-quick.json").read_text())
         assert report["peak_rss_mb"] > 0  # measured in the benchmark's own process
     assert "| figure | value |" in (tmp_path / "summary-quick.md").read_text()
+
+
+def test_gpu_bench_code_runs_on_cpu(tmp_path, monkeypatch):
+    """The GPU benchmark's code at tiny sizes on CPU, so a lent GPU runs it without surprises."""
+    from bench import bench_gpu
+
+    monkeypatch.chdir(tmp_path)
+    if not torch.cuda.is_available():
+        assert bench_gpu.run(quick=True)["skipped"] == "no CUDA device"
+    data = str(ROOT / "tests" / "fixtures" / "imdb")
+    extra = ["--model.init_args.net.init_args.hidden_size", "8"]
+    report = bench_gpu.run(quick=True, data_dir=data, device="cpu", extra=extra)
+    for recipe in ("seeds", "project"):
+        assert len(report[recipe]["epoch_s"]) == report["epochs"] == 1
+        assert report[recipe]["reviews_per_s"] > 0
+        assert 0 <= report[recipe]["test_acc"] <= 1
+    assert report["project"]["args"] == extra
+    steps = report["cudnn_steps"]
+    assert {(r["dtype"], r["layout"]) for r in steps} == {
+        (d, lay) for d in ("fp32", "bf16") for lay in ("packed", "padded")
+    }
+    assert all(r["real_tokens_per_s"] > 0 for r in steps)
+    assert report["matmul_tflops"]["bf16"] > 0 and report["epoch_speedup_vs_seeds"] > 0

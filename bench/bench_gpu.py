@@ -1,0 +1,249 @@
+"""IMDB BiLSTM on one GPU: the project's recipe against the seeds' plain-PyTorch one, same run.
+
+    python -m bench.bench_gpu [--quick] [--data-dir data/imdb] [--device cuda] [-- CLI args]
+
+- ``seeds``: the seeds' recipe, plain PyTorch: shuffled batches of 64, embedding 128, packed
+  BiLSTM 128 (final hidden states), fp32, Adam 1e-3.
+- ``project``: ``configs/imdb_bilstm.yaml`` + ``configs/trainer/gpu.yaml`` through ``src.cli``
+  (Lightning, bucketed batches, bf16 autocast); CLI arguments after ``--`` are added, e.g.
+  ``-- --data.init_args.batch_size 256``.
+
+Both train the same number of epochs; the figure is the last epoch's training time (the first
+pays for cuDNN's plans and the CUDA context), then test accuracy after those epochs. Also the
+bf16 / tf32 matmul references and the cuDNN BiLSTM 2 x 256 training step on IMDB-like lengths
+(packed vs padded, fp32 vs bf16 autocast, batch 64 and 256), with ``max_memory_allocated``.
+Without CUDA it reports ``skipped``; ``--device cpu`` runs the same code (the tests do, tiny).
+"""
+
+import argparse
+import json
+import tempfile
+import time
+from contextlib import nullcontext
+from functools import partial
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+import yaml
+from lightning.pytorch.callbacks import Callback
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from bench.bench_rnn import _batch, imdb_like_lengths
+from bench.common import lstm_flops_per_token, machine, timed
+from src.cli import main as cli_main
+from src.data.imdb import IMDBDataModule
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class SeedsBiLSTM(nn.Module):
+    """The seeds' IMDB model: embedding, packed BiLSTM, linear on both final hidden states."""
+
+    def __init__(self, vocab_size: int, embedding_dim: int = 128, hidden_size: int = 128) -> None:
+        super().__init__()
+        self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=0)
+        self.rnn = nn.LSTM(embedding_dim, hidden_size, batch_first=True, bidirectional=True)
+        self.out = nn.Linear(2 * hidden_size, 2)
+
+    def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        x = self.embedding(tokens)  # (N, L, E)
+        packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        _, (h_n, _) = self.rnn(packed)  # h_n (2, N, H)
+        return self.out(torch.cat([h_n[-2], h_n[-1]], 1))
+
+
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def _peak_mb(device: str) -> float | None:
+    return torch.cuda.max_memory_allocated() / 2**20 if device.startswith("cuda") else None
+
+
+def _reset_peak(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
+
+
+def seeds_recipe(data_dir: str, cache_dir: str, epochs: int, device: str) -> dict:
+    """Trains the seeds' model for ``epochs``; each epoch's training seconds, test accuracy."""
+    torch.manual_seed(0)
+    dm = IMDBDataModule(data_dir, cache_dir, batch_size=64, bucket=False, pin_memory=True)
+    dm.prepare_data()
+    dm.setup("fit")
+    model = SeedsBiLSTM(dm.vocab_size).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    _reset_peak(device)
+    epoch_s, reviews = [], 0
+    for _ in range(epochs):
+        model.train()
+        start, reviews = time.perf_counter(), 0
+        for batch in dm.train_dataloader():
+            tokens, labels = (batch[k].to(device, non_blocking=True) for k in ("tokens", "labels"))
+            loss = F.cross_entropy(model(tokens, batch["lengths"]), labels)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            reviews += len(labels)
+        _sync(device)
+        epoch_s.append(time.perf_counter() - start)
+    dm.setup("test")
+    model.eval()
+    correct = total = 0
+    with torch.no_grad():
+        for batch in dm.test_dataloader():
+            logits = model(batch["tokens"].to(device), batch["lengths"])
+            correct += int((logits.argmax(1).cpu() == batch["labels"]).sum())
+            total += len(batch["labels"])
+    return {
+        "epoch_s": epoch_s,
+        "reviews_per_s": reviews / epoch_s[-1],
+        "test_acc": correct / total,
+        "max_memory_allocated_mb": _peak_mb(device),
+    }
+
+
+class _TrainClock(Callback):
+    """Per epoch: from its start to its last training batch's end (validation left out)."""
+
+    def __init__(self) -> None:
+        self.epoch_s, self.reviews, self.start, self.end, self.count = [], [], 0.0, 0.0, 0
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        self.start, self.count = time.perf_counter(), 0
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.count += len(batch["labels"])
+        if batch_idx == trainer.num_training_batches - 1:
+            _sync(str(pl_module.device))
+            self.epoch_s.append(time.perf_counter() - self.start)
+            self.reviews.append(self.count)
+
+
+def project_recipe(
+    data_dir: str, cache_dir: str, epochs: int, device: str, extra: list[str], tmp: Path
+) -> dict:
+    """``configs/imdb_bilstm.yaml`` (+ the GPU preset on CUDA) through the CLI, logs in ``tmp``."""
+    cfg = yaml.safe_load((ROOT / "configs" / "imdb_bilstm.yaml").read_text())
+    cfg["data"]["init_args"].update(data_dir=data_dir, cache_dir=cache_dir)
+    cfg["trainer"]["logger"]["init_args"]["save_dir"] = str(tmp / "logs")
+    for callback in cfg["trainer"]["callbacks"]:
+        if "dirpath" in callback["init_args"]:
+            callback["init_args"]["dirpath"] = str(tmp / "ckpt")
+    cfg["trainer"].update(max_epochs=epochs, enable_progress_bar=False, default_root_dir=str(tmp))
+    config = tmp / "imdb_bilstm.yaml"
+    config.write_text(yaml.safe_dump(cfg))
+    presets = ["--config", str(ROOT / "configs" / "trainer" / "gpu.yaml")]
+    if not device.startswith("cuda"):
+        presets = ["--trainer.accelerator", "cpu"]
+    cli = cli_main(["--config", str(config), *presets, *extra], run=False)
+    clock = _TrainClock()
+    cli.trainer.callbacks.append(clock)
+    _reset_peak(device)
+    cli.trainer.fit(cli.model, cli.datamodule)
+    tested = cli.trainer.test(cli.model, cli.datamodule, ckpt_path="best", verbose=False)
+    return {
+        "args": extra,
+        "batch_size": cli.datamodule.hparams.batch_size,
+        "precision": str(cli.trainer.precision),
+        "epoch_s": clock.epoch_s,
+        "reviews_per_s": clock.reviews[-1] / clock.epoch_s[-1],
+        "test_acc": tested[0]["test/acc"],
+        "max_memory_allocated_mb": _peak_mb(device),
+    }
+
+
+def _cudnn_step(rnn, x, lengths, layout: str, bf16: bool, device: str) -> None:
+    """One forward + backward of ``rnn`` on ``x`` ``(N, L, H_in)``, packed or padded."""
+    autocast = torch.autocast(device.split(":")[0], torch.bfloat16) if bf16 else nullcontext()
+    with autocast:
+        if layout == "packed":
+            p = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+            out = pad_packed_sequence(rnn(p)[0], batch_first=True)[0]
+        else:
+            out = rnn(x)[0]
+    out.float().pow(2).mean().backward()
+    _sync(device)
+
+
+def cudnn_steps(device: str, quick: bool) -> list[dict]:
+    """BiLSTM 2 x 256 (input 128) fwd + bwd on IMDB-like lengths: packed vs padded, fp32/bf16."""
+    rows = []
+    hidden, layers, repeats = (32, 1, 2) if quick else (256, 2, 5)
+    rnn = nn.LSTM(128, hidden, layers, batch_first=True, bidirectional=True).to(device)
+    for n in (16,) if quick else (64, 256):
+        lengths = imdb_like_lengths(n, scale=0.25 if quick else 1.0)
+        x = _batch(lengths, 128).to(device)
+        tokens = int(lengths.sum())
+        flops = 3 * lstm_flops_per_token(128, hidden, layers, 2) * tokens
+        for dtype in ("fp32", "bf16"):
+            for layout in ("packed", "padded"):
+                step = partial(_cudnn_step, rnn, x, lengths, layout, dtype == "bf16", device)
+                _reset_peak(device)
+                t = timed(step, repeats)
+                rows.append(
+                    {
+                        "batch": n,
+                        "dtype": dtype,
+                        "layout": layout,
+                        **t,
+                        "real_tokens_per_s": tokens / t["median_s"],
+                        "tflops_real_tokens": flops / t["median_s"] / 1e12,
+                        "max_memory_allocated_mb": _peak_mb(device),
+                    }
+                )
+    return rows
+
+
+def matmul_tflops(device: str, size: int = 8192) -> dict:
+    """Large square matmul TFLOP/s in bf16 and in fp32 with TF32 on: the GPU's reference."""
+    out = {}
+    for name, dtype, tf32 in (("bf16", torch.bfloat16, False), ("tf32", torch.float32, True)):
+        a, b = (torch.randn(size, size, device=device, dtype=dtype) for _ in range(2))
+        previous = torch.backends.cuda.matmul.allow_tf32
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+        try:
+            t = timed(lambda a=a, b=b: (a @ b, _sync(device)), 5)
+        finally:
+            torch.backends.cuda.matmul.allow_tf32 = previous
+        out[name] = 2 * size**3 / t["median_s"] / 1e12
+    return out
+
+
+def run(
+    quick: bool = False,
+    data_dir: str = "data/imdb",
+    device: str | None = None,
+    extra: list[str] | None = None,
+) -> dict:
+    """All of the above; ``device`` defaults to CUDA and the run is skipped without it."""
+    device = device or ("cuda" if torch.cuda.is_available() else "")
+    if not device:
+        return {"skipped": "no CUDA device"}
+    if not Path(data_dir).exists():
+        return {"skipped": f"no IMDB copy at {data_dir} (--data-dir)"}
+    epochs = 1 if quick else 2
+    report = {"machine": machine(), "quick": quick, "device": device, "epochs": epochs}
+    report["matmul_tflops"] = matmul_tflops(device, 512 if quick else 8192)
+    report["cudnn_steps"] = cudnn_steps(device, quick)
+    with tempfile.TemporaryDirectory() as tmp:
+        cache = str(Path(tmp) / "cache")  # both recipes tokenise alike, into one cache
+        report["seeds"] = seeds_recipe(data_dir, cache, epochs, device)
+        report["project"] = project_recipe(data_dir, cache, epochs, device, extra or [], Path(tmp))
+    report["epoch_speedup_vs_seeds"] = (
+        report["seeds"]["epoch_s"][-1] / (report["project"]["epoch_s"][-1])
+    )
+    return report
+
+
+if __name__ == "__main__":
+    cli = argparse.ArgumentParser(description=__doc__)
+    cli.add_argument("--quick", action="store_true")
+    cli.add_argument("--data-dir", default="data/imdb")
+    cli.add_argument("--device", default=None, help="default: cuda when available")
+    args, extra = cli.parse_known_args()
+    extra = [a for a in extra if a != "--"]
+    print(json.dumps(run(args.quick, args.data_dir, args.device, extra), indent=2))
