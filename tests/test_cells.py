@@ -17,13 +17,7 @@ TOL = {torch.float32: 1e-6, torch.float64: 1e-10}
 MODULES = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny matmuls: on a busy 2-core machine OpenMP hand-offs cost ~8 ms each, the math 3 us."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def _close(got, want, tol):

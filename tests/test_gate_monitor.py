@@ -19,13 +19,7 @@ from src.tasks.forecasting import ForecastingTask
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny matmuls: on a busy 2-core machine OpenMP hand-offs cost ~8 ms each, the math 3 us."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def _fit(task, datamodule, tmp_path, logger=True, **monitor) -> L.Trainer:

@@ -10,14 +10,7 @@ from src.models import lstm_bptt
 from src.models.handwritten_rnn import HandwrittenRNN
 from src.models.lstm_bptt import LSTMLayer, lstm_direction
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny matmuls: on a busy 2-core machine OpenMP hand-offs cost ~8 ms each, the math 3 us."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 @pytest.fixture

@@ -10,11 +10,11 @@ from torch import nn
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassAUROC, MulticlassF1Score
 
-from src.tasks.epoch_log import log_epoch
+from src.tasks.epoch_log import EpochMetrics
 from src.tasks.optim import configure
 
 
-class ClassificationTask(LightningModule):
+class ClassificationTask(EpochMetrics, LightningModule):
     """Trains any ``net(tokens, lengths) -> logits`` on batches ``{tokens, lengths, labels}``.
 
     Args:
@@ -79,15 +79,6 @@ class ClassificationTask(LightningModule):
 
     def test_step(self, batch: dict, batch_idx: int) -> None:
         self._shared_step(batch, "test")
-
-    def on_train_epoch_end(self) -> None:
-        log_epoch(self, self.train_metrics, prog_bar=False)
-
-    def on_validation_epoch_end(self) -> None:
-        log_epoch(self, self.val_metrics, prog_bar=True)
-
-    def on_test_epoch_end(self) -> None:
-        log_epoch(self, self.test_metrics, prog_bar=True)
 
     def predict_step(self, batch: dict, batch_idx: int) -> dict[str, torch.Tensor]:
         probs = self(batch["tokens"], batch["lengths"]).softmax(-1)

@@ -15,3 +15,17 @@ def log_epoch(module: LightningModule, metrics: MetricCollection, prog_bar: bool
     if any(m.update_count for m in metrics.values()):
         module.log_dict(metrics.compute(), prog_bar=prog_bar)
     metrics.reset()
+
+
+class EpochMetrics:
+    """LightningModule mixin: logs ``train_metrics`` / ``val_metrics`` / ``test_metrics`` (each a
+    ``MetricCollection`` updated in the steps) with :func:`log_epoch` at their epoch's end."""
+
+    def on_train_epoch_end(self) -> None:
+        log_epoch(self, self.train_metrics, prog_bar=False)
+
+    def on_validation_epoch_end(self) -> None:
+        log_epoch(self, self.val_metrics, prog_bar=True)
+
+    def on_test_epoch_end(self) -> None:
+        log_epoch(self, self.test_metrics, prog_bar=True)

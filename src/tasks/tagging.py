@@ -12,7 +12,7 @@ from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
 from src.data.conllu_source import IGNORE_INDEX
-from src.tasks.epoch_log import log_epoch
+from src.tasks.epoch_log import EpochMetrics
 from src.tasks.optim import configure
 
 
@@ -22,7 +22,7 @@ def _padding(lengths: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
     return steps[None, :] >= lengths.to(logits.device)[:, None]
 
 
-class TaggingTask(LightningModule):
+class TaggingTask(EpochMetrics, LightningModule):
     """Trains any ``net(words, chars, lengths) -> (N, L, T)`` on ``{words, chars, lengths, tags}``.
 
     Steps past each sentence's length (padding) count in neither the loss nor the metrics. Logged:
@@ -92,14 +92,8 @@ class TaggingTask(LightningModule):
     def test_step(self, batch: dict, batch_idx: int) -> None:
         self._shared_step(batch, "test")
 
-    def on_train_epoch_end(self) -> None:
-        log_epoch(self, self.train_metrics, prog_bar=False)
-
-    def on_validation_epoch_end(self) -> None:
-        log_epoch(self, self.val_metrics, prog_bar=True)
-
     def on_test_epoch_end(self) -> None:
-        log_epoch(self, self.test_metrics, prog_bar=True)
+        super().on_test_epoch_end()  # test/acc, test/f1
         scores = self.test_tag_f1.compute()  # (T,)
         self.log_dict({f"test/f1_{t}": s for t, s in zip(self.tag_names, scores, strict=True)})
         self.test_tag_f1.reset()
