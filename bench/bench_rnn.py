@@ -127,7 +127,7 @@ def run(quick: bool = False) -> dict:
         input_size=128, hidden_size=256, num_layers=2, repeats=2 if quick else 3
     )
     scale = 0.25 if quick else 1.0
-    matmul = matmul_gflops(2048 if quick else 4096)
+    matmul = matmul_gflops(2048 if quick else 4096)  # on CPU, where this benchmark runs
     peak = matmul["peak"]
     lengths = imdb_like_lengths(64, scale=scale)
     report = {"machine": machine(), "matmul_gflops": matmul, "quick": quick}

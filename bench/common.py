@@ -28,14 +28,13 @@ def timed(fn: Callable[[], object], repeats: int, warmup: int = 1) -> dict:
     }
 
 
-def matmul_gflops(size: int = 4096, repeats: int = 5) -> dict[str, float]:
-    """fp32 GFLOP/s of a large square matmul: the machine's practical peak.
+def matmul_gflops(size: int = 4096, repeats: int = 5, device: str = "cpu") -> dict[str, float]:
+    """fp32 GFLOP/s of a large square matmul on ``device``: its practical peak.
 
     On CPU two kernels are measured, ``torch.matmul`` (MKL/OpenBLAS) and oneDNN's linear (the
     library behind PyTorch's CPU LSTM); on AMD CPUs MKL may not use AVX-512 and oneDNN can be
     twice as fast. ``peak`` is the faster of the two, the conservative reference for ratios.
     """
-    device = "cuda" if torch.cuda.is_available() else "cpu"
     a = torch.randn(size, size, device=device)
     b = torch.randn(size, size, device=device)
 
