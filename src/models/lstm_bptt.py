@@ -122,7 +122,7 @@ class LSTMLayer(torch.autograd.Function):
             _run(forward_gates, compiled, rec, xw[t], c_prev, acts[t], c[t], tc[t], h[t])
             h_prev, c_prev = h[t], c[t]
         ctx.save_for_backward(xt, h0, c0, w_ih, w_hh, acts, h, c, tc)
-        ctx.compiled, ctx.x_shape = compiled, x.shape
+        ctx.compiled = compiled
         ctx.set_materialize_grads(False)
         return h.transpose(0, 1), c.transpose(0, 1)  # batch-first views (N, L, H)
 
