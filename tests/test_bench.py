@@ -73,3 +73,12 @@ def test_gpu_bench_code_runs_on_cpu(tmp_path, monkeypatch):
     }
     assert all(r["real_tokens_per_s"] > 0 for r in steps)
     assert report["matmul_tflops"]["bf16"] > 0 and report["epoch_speedup_vs_seeds"] > 0
+    # as if it had run on a GPU: the gpu_* summary keys and the table's GPU rows
+    from bench.report import markdown, summary
+
+    as_gpu = {**report, "device": "cuda", "machine": {**report["machine"], "gpu": "Test GPU"}}
+    head = summary({"gpu": as_gpu}, as_gpu["machine"])
+    assert head["gpu_imdb_epoch_s"] == report["project"]["epoch_s"][-1]
+    assert head["gpu_seeds_test_acc"] == report["seeds"]["test_acc"]
+    assert "| GPU IMDB BiLSTM epoch" in markdown(head, {"gpu": as_gpu})
+    assert "gpu_imdb_epoch_s" not in summary({"gpu": report}, report["machine"])  # ran on CPU
