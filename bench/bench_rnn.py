@@ -65,9 +65,8 @@ def compare_one_batch(cell: str, bidirectional: bool, lengths, args, with_packed
         variants["encoder_with_c_n"] = with_c_n
     if with_packed:
         variants["packed"] = packed
-    for name, run in variants.items():  # packed is slow: timed once, after its own warm-up
-        reps = 1 if name == "packed" else args.repeats
-        results[name] = timed(lambda run=run: _fwd_bwd(run), reps)
+    for name, run in variants.items():
+        results[name] = timed(lambda run=run: _fwd_bwd(run), args.repeats)
     if with_packed:
         with torch.no_grad():
             out, state = enc(x, lengths)

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from src.models import lstm_bptt
+from src.models import bptt_kernels
 from src.models.handwritten_rnn import HandwrittenRNN
 from src.models.lstm_bptt import LSTMLayer, lstm_direction
 
@@ -15,8 +15,8 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 @pytest.fixture
 def fresh_compile_state(monkeypatch):
-    monkeypatch.setattr(lstm_bptt, "_COMPILED", {})
-    monkeypatch.setattr(lstm_bptt, "_COMPILE_FAILED", [])
+    monkeypatch.setattr(bptt_kernels, "_COMPILED", {})
+    monkeypatch.setattr(bptt_kernels, "_COMPILE_FAILED", [])
 
 
 def _results(layer, x, lengths, hx):
@@ -41,8 +41,8 @@ def test_compiled_equals_autograd_through_the_cells(fresh_compile_state, lengths
     want = _results(layer, x, lengths, hx)  # eager: autograd through src.models.cells
     layer.compiled = True
     got = _results(layer, x, lengths, hx)
-    assert not lstm_bptt._COMPILE_FAILED, lstm_bptt._COMPILE_FAILED
-    assert set(lstm_bptt._COMPILED) == {"forward_gates", "backward_gates"}
+    assert not bptt_kernels._COMPILE_FAILED, bptt_kernels._COMPILE_FAILED
+    assert set(bptt_kernels._COMPILED) == {"lstm_forward_gates", "lstm_backward_gates"}
     for g, w in zip(got, want, strict=True):
         torch.testing.assert_close(g, w, atol=1e-10, rtol=1e-10)
 
@@ -50,7 +50,7 @@ def test_compiled_equals_autograd_through_the_cells(fresh_compile_state, lengths
 @pytest.mark.parametrize("bias", [True, False])
 def test_float32_onednn_path_equals_nn_lstm(monkeypatch, bias):
     """Eager gate kernels (no compile) with the float32 GEMMs, against ``nn.LSTM``."""
-    monkeypatch.setattr(lstm_bptt, "_COMPILE_FAILED", ["test: run the kernels eagerly"])
+    monkeypatch.setattr(bptt_kernels, "_COMPILE_FAILED", ["test: run the kernels eagerly"])
     torch.manual_seed(4)
     ref = nn.LSTM(6, 8, bias=bias, batch_first=True)
     x = torch.randn(5, 7, 6, requires_grad=True)
@@ -69,7 +69,7 @@ def test_float32_onednn_path_equals_nn_lstm(monkeypatch, bias):
 
 
 def test_gradcheck_and_frozen_weights(monkeypatch):
-    monkeypatch.setattr(lstm_bptt, "_COMPILE_FAILED", ["test: run the kernels eagerly"])
+    monkeypatch.setattr(bptt_kernels, "_COMPILE_FAILED", ["test: run the kernels eagerly"])
     torch.manual_seed(5)
     args = [
         torch.randn(2, 4, 3, dtype=torch.float64, requires_grad=True),  # x (N, L, H_in)
@@ -96,7 +96,7 @@ def test_compile_failure_falls_back_with_a_warning(fresh_compile_state, monkeypa
 
     monkeypatch.setattr(torch, "compile", broken)
     layer.compiled = True
-    with pytest.warns(RuntimeWarning, match="torch.compile of the LSTM gate kernels failed"):
+    with pytest.warns(RuntimeWarning, match="torch.compile of the recurrent gate kernels failed"):
         got = _results(layer, x, lengths, hx)
     for g, w in zip(got, want, strict=True):
         torch.testing.assert_close(g, w, atol=1e-10, rtol=1e-10)

@@ -4,46 +4,18 @@ Autograd through the step equations pays, at every step, for a weight-gradient G
 accumulation and a dozen small elementwise kernels. :class:`LSTMLayer` does what cuDNN and oneDNN
 do instead: one recurrent GEMM per step forward and one backward, the gate arithmetic fused into
 one kernel each way (``torch.compile``d), and the weight gradients of all steps as single large
-GEMMs at the end. Its GEMMs run on oneDNN on CPU in float32 (on AMD CPUs MKL can be half as fast).
+GEMMs at the end (on oneDNN in float32 on CPU).
 """
 
-import warnings
-from collections.abc import Callable
-
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
+from src.models.bptt_kernels import linear, packed_weight, run_kernel
 from src.models.dense_exact import Reverse, reversal
 
-_ONEDNN_LINEAR = getattr(torch.ops.mkldnn, "_linear_pointwise", None)
-_COMPILED: dict[str, Callable] = {}
-_COMPILE_FAILED: list[str] = []  # the first failure's message, once
 
-
-def _onednn(t: Tensor) -> bool:
-    return (
-        _ONEDNN_LINEAR is not None
-        and t.device.type == "cpu"
-        and t.dtype == torch.float32
-        and torch.backends.mkldnn.is_available()
-    )
-
-
-def _linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
-    """``x @ weight.T + bias`` for ``x`` ``(M, K)``, ``weight`` ``(N, K)`` (or :func:`_packed`)."""
-    if _onednn(x):
-        return _ONEDNN_LINEAR(x, weight, bias, "none", [], "")
-    return F.linear(x, weight, bias)
-
-
-def _packed(weight: Tensor, rows: int) -> Tensor:
-    """``weight`` reordered once for many oneDNN GEMMs of ``rows`` rows (itself elsewhere)."""
-    return torch.ops.mkldnn._reorder_linear_weight(weight, rows) if _onednn(weight) else weight
-
-
-def forward_gates(
+def lstm_forward_gates(
     rec: Tensor, xw: Tensor, c: Tensor, acts: Tensor, c_out: Tensor, tc_out: Tensor, h_out: Tensor
 ) -> None:
     """One step's gates from ``rec = W_hh h`` and ``xw = W_ih x + b`` (all ``(N, 4H)``, gates
@@ -59,7 +31,7 @@ def forward_gates(
     h_out.copy_(o * tc)
 
 
-def backward_gates(
+def lstm_backward_gates(
     dh: Tensor, dh_out: Tensor, dc_out: Tensor | None, dc: Tensor, acts: Tensor, c_prev: Tensor,
     tc: Tensor, dgates: Tensor,
 ) -> Tensor:  # fmt: skip
@@ -77,27 +49,6 @@ def backward_gates(
     return dc * f
 
 
-def _run(kernel: Callable, compiled: bool, *args):
-    """``kernel(*args)``, ``torch.compile``d when ``compiled``; if compiling fails, warns once
-    and runs it eagerly from then on."""
-    if not compiled or _COMPILE_FAILED:
-        return kernel(*args)
-    try:
-        if kernel.__name__ not in _COMPILED:
-            _COMPILED[kernel.__name__] = torch.compile(kernel, dynamic=None)
-        return _COMPILED[kernel.__name__](*args)
-    except Exception as error:  # no C++ toolchain, unsupported platform, ...
-        result = kernel(*args)  # bad inputs raise their own error here
-        _COMPILE_FAILED.append(f"{type(error).__name__}: {str(error).splitlines()[0]}")
-        warnings.warn(
-            f"torch.compile of the LSTM gate kernels failed ({_COMPILE_FAILED[0]}); "
-            "running them eagerly instead",
-            RuntimeWarning,
-            stacklevel=2,
-        )
-        return result
-
-
 class LSTMLayer(torch.autograd.Function):
     """One direction of one LSTM layer over every step, ``(N, L, H_in)`` -> ``(N, L, H)``.
 
@@ -112,14 +63,14 @@ class LSTMLayer(torch.autograd.Function):
         n, steps, width = x.shape
         gates = w_hh.size(0)
         xt = x.transpose(0, 1).reshape(steps * n, width)  # time-major rows (L * N, H_in), a copy
-        xw = _linear(xt, w_ih, bias).view(steps, n, gates).unbind(0)
+        xw = linear(xt, w_ih, bias).view(steps, n, gates).unbind(0)
         acts = x.new_empty(steps, n, gates)  # activated gates i, f, g, o
         h, c, tc = (x.new_empty(steps, n, gates // 4) for _ in range(3))  # (L, N, H) each
-        w_packed = _packed(w_hh, n)
+        w_packed = packed_weight(w_hh, n)
         h_prev, c_prev = h0.contiguous(), c0
         for t in range(steps):
-            rec = _linear(h_prev, w_packed)
-            _run(forward_gates, compiled, rec, xw[t], c_prev, acts[t], c[t], tc[t], h[t])
+            rec = linear(h_prev, w_packed)
+            run_kernel(lstm_forward_gates, compiled, rec, xw[t], c_prev, acts[t], c[t], tc[t], h[t])
             h_prev, c_prev = h[t], c[t]
         ctx.save_for_backward(xt, h0, c0, w_ih, w_hh, acts, h, c, tc)
         ctx.compiled = compiled
@@ -134,25 +85,25 @@ class LSTMLayer(torch.autograd.Function):
         grad_h = h.new_zeros(steps, n, h.size(-1)) if grad_h is None else grad_h.transpose(0, 1)
         grad_c = None if grad_c is None else grad_c.transpose(0, 1)  # (L, N, H) views
         dgates = acts.new_empty(steps, n, gates)
-        w_packed = _packed(w_hh.t().contiguous(), n)
+        w_packed = packed_weight(w_hh.t().contiguous(), n)
         dh, dc = h0.new_zeros(h0.shape), c0.new_zeros(c0.shape)
         for t in range(steps - 1, -1, -1):
             dc_out = None if grad_c is None else grad_c[t]
             c_prev = c[t - 1] if t else c0
             args = (dh, grad_h[t], dc_out, dc, acts[t], c_prev, tc[t], dgates[t])
-            dc = _run(backward_gates, ctx.compiled, *args)
-            dh = _linear(dgates[t], w_packed)
+            dc = run_kernel(lstm_backward_gates, ctx.compiled, *args)
+            dh = linear(dgates[t], w_packed)
         dg = dgates.view(steps * n, gates)
         need = ctx.needs_input_grad
         grad_x = grad_w_ih = grad_w_hh = None
         if need[0]:
-            grad_x = _linear(dg, w_ih.t().contiguous()).view(steps, n, -1).transpose(0, 1)
+            grad_x = linear(dg, w_ih.t().contiguous()).view(steps, n, -1).transpose(0, 1)
         # weight gradients of all steps at once, (H_in, 4H) and (H, 4H) transposed back
         if need[3]:
-            grad_w_ih = _linear(xt.t(), dg.t()).t().contiguous()
+            grad_w_ih = linear(xt.t(), dg.t()).t().contiguous()
         if need[4]:
             h_prev = torch.cat([h0.unsqueeze(0), h[:-1]]).view(steps * n, -1)  # (L * N, H)
-            grad_w_hh = _linear(h_prev.t(), dg.t()).t().contiguous()
+            grad_w_hh = linear(h_prev.t(), dg.t()).t().contiguous()
         return grad_x, dh, dc, grad_w_ih, grad_w_hh, dg.sum(0) if need[5] else None, None
 
 
