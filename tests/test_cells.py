@@ -8,7 +8,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from src.models import cell_scan
+from src.models import bptt_kernels, cell_scan
 from src.models.cells import GRUCell, LSTMCell
 from src.models.handwritten_rnn import HandwrittenRNN
 from src.models.rnn import RecurrentEncoder
@@ -119,15 +119,18 @@ def test_layer_equals_packed_pytorch(cell, bidirectional, num_layers):
 
 
 def _fresh_compile_state(monkeypatch):
-    monkeypatch.setattr(cell_scan, "_COMPILED", {})
-    monkeypatch.setattr(cell_scan, "_COMPILE_FAILED", [])
+    for module in (cell_scan, bptt_kernels):
+        monkeypatch.setattr(module, "_COMPILED", {})
+        monkeypatch.setattr(module, "_COMPILE_FAILED", [])
 
 
-def test_compiled_step_equals_eager(monkeypatch):
-    """GRU / RNN compile their step; the LSTM's compiled path is tests/test_lstm_bptt.py's."""
+@pytest.mark.parametrize("cell", ["gru", "rnn"])
+def test_compiled_equals_eager(monkeypatch, cell):
+    """GRU: hand-written BPTT, compiled gate kernels; RNN: a compiled step under autograd (the
+    LSTM's compiled path is tests/test_lstm_bptt.py's)."""
     _fresh_compile_state(monkeypatch)
     torch.manual_seed(3)
-    layer = HandwrittenRNN(4, 5, "gru", 2, bidirectional=True, dtype=torch.float64)
+    layer = HandwrittenRNN(4, 5, cell, 2, bidirectional=True, dtype=torch.float64)
     x = torch.randn(3, 6, 4, dtype=torch.float64, requires_grad=True)
     lengths = torch.tensor([6, 1, 4])
     results = []
@@ -136,25 +139,32 @@ def test_compiled_step_equals_eager(monkeypatch):
         out, h = layer(x, lengths)
         grads = torch.autograd.grad(out.sum() + h.pow(2).sum(), [x, *layer.parameters()])
         results.append([out, h, *grads])
-    assert not cell_scan._COMPILE_FAILED, cell_scan._COMPILE_FAILED
-    assert "gru" in cell_scan._COMPILED
+    assert not cell_scan._COMPILE_FAILED and not bptt_kernels._COMPILE_FAILED
+    compiled = bptt_kernels._COMPILED if cell == "gru" else cell_scan._COMPILED
+    assert set(compiled) == (
+        {"gru_forward_gates", "gru_backward_gates"} if cell == "gru" else {cell}
+    )
     for g, w in zip(*results, strict=True):
         _close(g, w, 1e-10)
 
 
-def test_compile_failure_falls_back_with_a_warning(monkeypatch):
+@pytest.mark.parametrize(
+    ("cell", "message"),
+    [("gru", "recurrent gate kernels failed"), ("rnn", "hand-written rnn step failed")],
+)
+def test_compile_failure_falls_back_with_a_warning(monkeypatch, cell, message):
     _fresh_compile_state(monkeypatch)
 
     def broken(fn, **kwargs):
         raise RuntimeError("no C++ compiler found\ndetails")
 
     monkeypatch.setattr(torch, "compile", broken)
-    layer = HandwrittenRNN(3, 4, "gru", compiled=True)
+    layer = HandwrittenRNN(3, 4, cell, compiled=True)
     x = torch.randn(2, 5, 3)
-    with pytest.warns(RuntimeWarning, match="torch.compile of the hand-written gru step failed"):
+    with pytest.warns(RuntimeWarning, match=f"torch.compile of the {message}"):
         out, _ = layer(x)
     layer.compiled = False
-    torch.testing.assert_close(out, layer(x)[0], atol=0, rtol=0)
+    torch.testing.assert_close(out, layer(x)[0], atol=1e-6, rtol=1e-5)  # GRU: oneDNN GEMMs
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # warned once: later calls stay quiet
         layer.compiled = True

@@ -1,4 +1,4 @@
-"""The hand-written-BPTT GRU layer equals nn.GRU, forward and backward; its compiled kernels too."""
+"""The hand-written-BPTT GRU layer equals nn.GRU, forward and backward (compiled: test_cells)."""
 
 import pytest
 import torch
@@ -53,18 +53,6 @@ def test_gradcheck_and_frozen_weights():
     frozen = [a.detach() if i >= 2 else a for i, a in enumerate(args)]  # weights need no grad
     grad_x = torch.autograd.grad(GRULayer.apply(*frozen, False).sum(), frozen[0])[0]
     assert grad_x.shape == args[0].shape and bool(grad_x.abs().sum() > 0)
-
-
-def test_compiled_kernels_equal_eager(monkeypatch):
-    monkeypatch.setattr(bptt_kernels, "_COMPILED", {})
-    monkeypatch.setattr(bptt_kernels, "_COMPILE_FAILED", [])
-    _, x, h0, params, weights = _case(torch.float64, seed=2)
-    want = _grads(GRULayer.apply(x, h0, *weights, False), [x, h0, *params])
-    got = _grads(GRULayer.apply(x, h0, *weights, True), [x, h0, *params])
-    assert not bptt_kernels._COMPILE_FAILED, bptt_kernels._COMPILE_FAILED
-    assert set(bptt_kernels._COMPILED) == {"gru_forward_gates", "gru_backward_gates"}
-    for g, w in zip(got, want, strict=True):
-        torch.testing.assert_close(g, w, atol=1e-12, rtol=0)
 
 
 @pytest.mark.parametrize(("bidirectional", "num_layers"), [(False, 1), (True, 2)])

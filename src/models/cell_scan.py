@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from src.models.cells import GRU_GATES, LSTM_GATES, gru_step, lstm_step
+from src.models.gru_bptt import gru_direction
 from src.models.lstm_bptt import lstm_direction
 
 GATES = {"lstm": LSTM_GATES, "gru": GRU_GATES, "rnn": ()}
@@ -40,6 +41,17 @@ def _rnn(xw, h, c, w_hh, b_hh, m: Tensor | None, record: bool):
 
 
 _EAGER: dict[str, Callable] = {"lstm": _lstm, "gru": _gru, "rnn": _rnn}
+
+
+def _lstm_bptt(x, h0, c0, params, lengths, reverse):
+    return lstm_direction(x, h0, c0, params, lengths, reverse, True)
+
+
+def _gru_bptt(x, h0, c0, params, lengths, reverse):
+    return (*gru_direction(x, h0, params, lengths, reverse, True), c0)  # no cell state
+
+
+_BPTT = {"lstm": _lstm_bptt, "gru": _gru_bptt}  # compiled: hand-written backprop through time
 _COMPILED: dict[str, Callable] = {}
 _COMPILE_FAILED: list[str] = []  # the first failure's message, once
 
@@ -118,8 +130,8 @@ def run_stack(
         dropout: Dropout on every layer's output but the last's, when ``training``.
         training: Apply ``dropout``.
         record_gates: Also return the gate activations.
-        compiled: Use the ``torch.compile``d step (not when recording gates); for LSTM the
-            hand-written backward of :mod:`src.models.lstm_bptt` instead. The first call
+        compiled: Use the ``torch.compile``d step (not when recording gates); for LSTM and GRU
+            the hand-written backward of :mod:`src.models.lstm_bptt` / ``gru_bptt``. The first call
             compiles (seconds); if compiling fails it warns once and runs eagerly.
 
     Returns:
@@ -132,7 +144,7 @@ def run_stack(
     if cell not in _EAGER:
         raise ValueError(f"cell must be one of {sorted(_EAGER)}, got {cell!r}")
     args = (cell, params, x, lengths, hx, num_layers, bidirectional, dropout, training)
-    if compiled and cell == "lstm" and not record_gates:
+    if compiled and cell in _BPTT and not record_gates:
         return _stack(*args, False, None)  # hand-written BPTT, compiled gate kernels
     if not compiled or record_gates or _COMPILE_FAILED:
         return _stack(*args, record_gates, _EAGER[cell])
@@ -153,7 +165,7 @@ def run_stack(
 def _stack(
     cell, params, x, lengths, hx, num_layers, bidirectional, dropout, training, record, step
 ):
-    """:func:`run_stack` with the step function chosen; ``None``: :mod:`src.models.lstm_bptt`."""
+    """:func:`run_stack` with the step function chosen; ``None``: hand-written BPTT (``_BPTT``)."""
     if x.dim() != 3:
         raise ValueError(f"expected input (N, L, H_in) (batch_first), got {tuple(x.shape)}")
     n, total = x.shape[:2]
@@ -184,7 +196,7 @@ def _stack(
             w_hh, b_hh = params["weight_hh" + sfx], params.get("bias_hh" + sfx)
             if step is None:
                 weights = (w_ih, w_hh, b_ih, b_hh)
-                out, h, c = lstm_direction(inp, h0[k], c0[k], weights, padded, bool(d), True)
+                out, h, c = _BPTT[cell](inp, h0[k], c0[k], weights, padded, bool(d))
                 g = []
             else:
                 xw = F.linear(inp, w_ih, b_ih)

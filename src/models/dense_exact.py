@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from src.models.gru_bptt import GRULayer
+from src.models.within_length import Reverse, reversal
 
 
 def _dense(kernel: Callable) -> Callable:
@@ -152,37 +153,6 @@ def _stack(cell, params, num_directions, x, lengths, h0, c0, dropout, training, 
             inp = F.dropout(inp, dropout, training=True)
     output = F.pad(inp * valid, (0, 0, 0, total - steps))  # (N, L, D * H_out), zero padding
     return output, torch.stack(h_n), torch.stack(c_n) if c_n else None
-
-
-def reversal(lengths: Tensor, steps: int) -> Tensor:
-    """Step ``t`` <-> ``lengths - 1 - t`` inside each sequence, padding fixed, as a permutation of
-    the rows of a flattened ``(N * steps, H)`` batch-first tensor; it is its own inverse.
-
-    Args:
-        lengths: ``(N,)`` true lengths in ``1..steps``.
-        steps: ``L``, the padded length.
-
-    Returns:
-        ``(N * steps,)`` row indices, for :class:`Reverse`.
-    """
-    t = torch.arange(steps, device=lengths.device)
-    rows = torch.where(t < lengths[:, None], lengths[:, None] - 1 - t, t)  # (N, L)
-    return (rows + steps * torch.arange(len(lengths), device=lengths.device)[:, None]).flatten()
-
-
-class Reverse(torch.autograd.Function):
-    """Row permutation of ``(N, L, H)`` by an involution ``perm`` of the ``N * L`` steps: the
-    backward is the same permutation (a copy), not the scatter-add a gather would need."""
-
-    @staticmethod
-    def forward(ctx, x: Tensor, perm: Tensor) -> Tensor:
-        ctx.save_for_backward(perm)
-        return x.flatten(0, 1).index_select(0, perm).view_as(x)
-
-    @staticmethod
-    def backward(ctx, grad: Tensor) -> tuple[Tensor, None]:
-        (perm,) = ctx.saved_tensors
-        return grad.flatten(0, 1).index_select(0, perm).view_as(grad), None
 
 
 def _lstm_cell_at_end(

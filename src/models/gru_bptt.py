@@ -12,6 +12,7 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 from src.models.bptt_kernels import linear, packed_weight, run_kernel
+from src.models.within_length import packed_direction
 
 
 def gru_forward_gates(rec: Tensor, xw: Tensor, h: Tensor, acts: Tensor, h_out: Tensor) -> None:
@@ -99,3 +100,29 @@ class GRULayer(torch.autograd.Function):
         grad_b_ih = dx.sum(0) if need[4] else None
         grad_b_hh = dr.sum(0) if need[5] else None
         return grad_x, dh, grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh, None
+
+
+def gru_direction(
+    x: Tensor,
+    h0: Tensor,
+    params: tuple[Tensor, Tensor, Tensor | None, Tensor | None],
+    lengths: Tensor | None,
+    reverse: bool,
+    compiled: bool,
+) -> tuple[Tensor, Tensor]:
+    """One direction of one layer with packed-sequence semantics, on :class:`GRULayer`.
+
+    Args:
+        x: ``(N, L, H_in)`` right-padded inputs; h0: ``(N, H)``.
+        params: ``(weight_ih, weight_hh, bias_ih, bias_hh)``, biases may be ``None``.
+        lengths: ``(N,)`` true lengths in ``1..L``, ``None`` when nothing is padded.
+        reverse: The backward direction: each sequence reversed within its own length.
+        compiled: ``torch.compile`` the gate kernels (falls back to eager with a warning).
+
+    Returns:
+        ``(output (N, L, H), h_n (N, H))``, zeros at padding.
+    """
+    out, (h_n,) = packed_direction(
+        lambda seq: (GRULayer.apply(seq, h0, *params, compiled),), x, lengths, reverse
+    )
+    return out, h_n

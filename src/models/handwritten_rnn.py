@@ -32,8 +32,8 @@ class HandwrittenRNN(nn.Module):
             compiler on CPU; if compiling fails it warns once and runs eagerly). LSTM: the
             hand-written backward of :mod:`src.models.lstm_bptt` (fused, ``torch.compile``d gate
             kernels; weight gradients as one GEMM), 1.2-1.3x ``nn.LSTM``'s time at batch 64,
-            H=256 (``bench/bench_cells.py``); GRU / RNN: a ``torch.compile``d step under
-            autograd, which pays off only at larger sizes.
+            H=256 (``bench/bench_cells.py``); GRU: the same design in
+            :mod:`src.models.gru_bptt`; RNN: a ``torch.compile``d step under autograd.
         device: Parameter device.
         dtype: Parameter dtype.
     """

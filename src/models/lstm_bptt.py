@@ -12,7 +12,7 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 from src.models.bptt_kernels import linear, packed_weight, run_kernel
-from src.models.dense_exact import Reverse, reversal
+from src.models.within_length import packed_direction
 
 
 def lstm_forward_gates(
@@ -130,16 +130,9 @@ def lstm_direction(
     """
     w_ih, w_hh, b_ih, b_hh = params
     bias = b_hh if b_ih is None else (b_ih if b_hh is None else b_ih + b_hh)
-    n, steps = x.shape[:2]
-    if lengths is None:
-        h, c = LSTMLayer.apply(x.flip(1) if reverse else x, h0, c0, w_ih, w_hh, bias, compiled)
-        return (h.flip(1) if reverse else h), h[:, -1], c[:, -1]
-    rev = reversal(lengths, steps) if reverse else None
-    seq = Reverse.apply(x, rev) if reverse else x
-    # padded steps come after each sequence's last one: they never reach a valid step
-    h, c = LSTMLayer.apply(seq, h0, c0, w_ih, w_hh, bias, compiled)
-    last = (lengths - 1).view(n, 1, 1).expand(-1, 1, h.size(-1))
-    h_n, c_n = h.gather(1, last).squeeze(1), c.gather(1, last).squeeze(1)
-    out = Reverse.apply(h, rev) if reverse else h
-    valid = torch.arange(steps, device=x.device) < lengths[:, None]  # (N, L)
-    return out * valid.unsqueeze(-1), h_n, c_n
+
+    def layer(seq: Tensor) -> tuple[Tensor, Tensor]:
+        return LSTMLayer.apply(seq, h0, c0, w_ih, w_hh, bias, compiled)
+
+    out, (h_n, c_n) = packed_direction(layer, x, lengths, reverse)
+    return out, h_n, c_n
