@@ -1,6 +1,7 @@
 """Task metrics are updated every step and logged once per epoch, over all of its batches."""
 
 import lightning as L
+import pytest
 import torch
 from torch import nn
 
@@ -45,3 +46,48 @@ def test_epoch_metrics_cover_every_batch(tmp_path):
     assert not task.val_metrics["acc"].update_count  # reset for the next epoch
     tested = trainer.test(task, torch.utils.data.DataLoader(batches[1:], batch_size=None))[0]
     assert tested["test/acc"] == 1 / 4  # a fresh epoch: the earlier batches are not in it
+
+
+class _Recorder(L.pytorch.loggers.Logger):
+    """Keeps what Lightning writes: ``(step, name, value)``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows = []
+
+    name, version = "recorder", 0
+
+    def log_metrics(self, metrics, step=None) -> None:
+        self.rows += [(step, k, float(v)) for k, v in metrics.items() if k.startswith("train/")]
+
+    def log_hyperparams(self, params, *args, **kwargs) -> None:
+        pass
+
+
+class _LossesSeen(ClassificationTask):
+    def training_step(self, batch, batch_idx):
+        loss = super().training_step(batch, batch_idx)
+        self.seen.append(float(loss.detach()))
+        return loss
+
+
+def test_train_loss_is_the_window_mean_written_on_lightnings_logging_steps(tmp_path):
+    g = torch.Generator().manual_seed(0)
+    batches = [
+        _batch(torch.randint(0, 9, (4,), generator=g).tolist(), [0, 1, 1, 0]) for _ in range(7)
+    ]
+    recorder = _Recorder()
+    trainer = L.Trainer(
+        max_epochs=2, accelerator="cpu", logger=recorder, log_every_n_steps=3,
+        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+        default_root_dir=tmp_path, limit_val_batches=0,
+    )  # fmt: skip
+    task = _LossesSeen(_FirstToken(), optimizer=lambda p: torch.optim.SGD(p, lr=0.5))
+    task.seen = []
+    trainer.fit(task, torch.utils.data.DataLoader(batches, batch_size=None))
+    written = [(step, value) for step, name, value in recorder.rows if name == "train/loss"]
+    # 14 steps, windows of 3 across the epoch boundary: written at steps 2, 5, 8, 11
+    assert [step for step, _ in written] == [2, 5, 8, 11]
+    for i, (_, value) in enumerate(written):
+        assert value == pytest.approx(sum(task.seen[3 * i : 3 * i + 3]) / 3, rel=1e-6)
+    assert len(set(task.seen)) > 3  # the losses changed: stale or single-step values would fail

@@ -13,6 +13,7 @@ from matplotlib.figure import Figure  # no pyplot state: rendered by TensorBoard
 from torch import Tensor, nn
 
 from src.tasks import anomaly_eval as ev
+from src.tasks.epoch_log import log_loss
 from src.tasks.optim import configure
 
 
@@ -92,7 +93,7 @@ class AnomalyTask(LightningModule):
             keep = {"errors": errors, "labels": labels.float(), "start": batch["start"], "x": x}
             self._windows[stage].append({k: v.detach() for k, v in keep.items()})
         n = x.size(0)
-        self.log(f"{stage}/loss", loss, prog_bar=True, batch_size=n, sync_dist=stage != "train")
+        log_loss(self, stage, loss, n)
         return loss
 
     def training_step(self, batch: dict, batch_idx: int) -> Tensor:

@@ -10,7 +10,7 @@ from torch import nn
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassAUROC, MulticlassF1Score
 
-from src.tasks.epoch_log import EpochMetrics
+from src.tasks.epoch_log import EpochMetrics, log_loss
 from src.tasks.optim import configure
 
 
@@ -68,7 +68,7 @@ class ClassificationTask(EpochMetrics, LightningModule):
         metrics = getattr(self, f"{stage}_metrics")
         metrics.update(logits.detach().softmax(-1), batch["labels"])
         n = batch["labels"].numel()
-        self.log(f"{stage}/loss", loss, prog_bar=True, batch_size=n, sync_dist=stage != "train")
+        log_loss(self, stage, loss, n)
         return loss
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:

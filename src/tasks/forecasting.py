@@ -12,6 +12,7 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 
 from src.models.recursive import recursive_error, recursive_forecast
+from src.tasks.epoch_log import log_loss
 from src.tasks.forecast_metrics import ForecastMetrics
 from src.tasks.optim import configure
 
@@ -136,7 +137,7 @@ class ForecastingTask(LightningModule):
         metrics = getattr(self, f"{stage}_metrics")
         metrics.update(inv(pred.detach()), inv(y), inv(naive), seasonal)
         n = y.size(0)
-        self.log(f"{stage}/loss", loss, prog_bar=True, batch_size=n, sync_dist=stage != "train")
+        log_loss(self, stage, loss, n)
         return loss
 
     def _log_epoch(self, stage: str) -> None:

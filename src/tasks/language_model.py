@@ -12,6 +12,7 @@ from torch import Tensor, nn
 from torchmetrics import MeanMetric
 
 from src.data.char_corpus import CharVocab
+from src.tasks.epoch_log import log_train_step
 from src.tasks.optim import configure
 
 State = Tensor | tuple[Tensor, ...]
@@ -73,8 +74,7 @@ class LanguageModelTask(LightningModule):
         nats = F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="none")  # (N * L,)
         loss = nats.mean()
         if stage == "train":
-            self.log("train/loss", loss, prog_bar=True, batch_size=nats.numel())
-            self.log("train/bpc", loss / math.log(2), batch_size=nats.numel())
+            log_train_step(self, {"train/loss": loss, "train/bpc": loss / math.log(2)}, True)
         else:
             getattr(self, f"{stage}_nats").update(nats.detach())
         return loss

@@ -12,7 +12,7 @@ from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
 from src.data.conllu_source import IGNORE_INDEX
-from src.tasks.epoch_log import EpochMetrics
+from src.tasks.epoch_log import EpochMetrics, log_loss
 from src.tasks.optim import configure
 
 
@@ -80,7 +80,7 @@ class TaggingTask(EpochMetrics, LightningModule):
         if stage == "test":
             self.test_tag_f1.update(flat.detach(), tags)
         n = int((tags != IGNORE_INDEX).sum())
-        self.log(f"{stage}/loss", loss, prog_bar=True, batch_size=n, sync_dist=stage != "train")
+        log_loss(self, stage, loss, n)
         return loss
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:

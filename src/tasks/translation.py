@@ -13,6 +13,7 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from src.models.beam_search import beam_search
+from src.tasks.epoch_log import log_loss
 from src.tasks.optim import configure
 
 
@@ -86,7 +87,7 @@ class Seq2SeqTask(LightningModule):
             label_smoothing=self.hparams.label_smoothing,
         )
         n = batch["src"].size(0)
-        self.log(f"{stage}/loss", loss, prog_bar=True, batch_size=n, sync_dist=stage != "train")
+        log_loss(self, stage, loss, n)
         if stage != "train":
             beam = self.hparams.val_beam_size if stage == "val" else self.hparams.beam_size
             hyps, refs = self._outputs.setdefault(stage, ([], []))
