@@ -1,4 +1,4 @@
-"""Hand-written LSTM cells (eager / torch.compile) vs ``nn.LSTM``, forward + backward.
+"""Hand-written LSTM / GRU (eager / compiled) vs ``nn.LSTM`` / ``nn.GRU``, forward + backward.
 
     python -m bench.bench_cells [--quick]
 
@@ -38,11 +38,19 @@ def run(quick: bool = False, threads: int | None = None) -> dict:
 
 def _run(quick: bool) -> dict:
     n, length, input_size, hidden = (16, 30, 32, 64) if quick else (64, 100, 128, 256)
-    repeats = 3 if quick else 5
+    report = {"machine": machine(), "quick": quick}
+    report["shape"] = {"N": n, "L": length, "H_in": input_size, "H": hidden}
+    report.update(_compare("lstm", n, length, input_size, hidden, 3 if quick else 5))
+    report["gru"] = _compare("gru", n, length, input_size, hidden, 3 if quick else 5)
+    return report
+
+
+def _compare(cell: str, n: int, length: int, input_size: int, hidden: int, repeats: int) -> dict:
+    """``HandwrittenRNN(cell)`` eager and compiled against ``nn.LSTM`` / ``nn.GRU``."""
     device = "cuda" if torch.cuda.is_available() else "cpu"
     torch.manual_seed(0)
-    ref = nn.LSTM(input_size, hidden, batch_first=True).to(device)
-    hand = HandwrittenRNN(input_size, hidden, "lstm").to(device)
+    ref = {"lstm": nn.LSTM, "gru": nn.GRU}[cell](input_size, hidden, batch_first=True).to(device)
+    hand = HandwrittenRNN(input_size, hidden, cell).to(device)
     hand.load_state_dict(ref.state_dict())
     x = torch.randn(n, length, input_size, device=device)
 
@@ -53,14 +61,13 @@ def _run(quick: bool) -> dict:
             torch.cuda.synchronize()
         return out.detach()
 
-    outputs, report = {}, {"machine": machine(), "quick": quick}
-    report["shape"] = {"N": n, "L": length, "H_in": input_size, "H": hidden}
+    outputs, report, base_name = {}, {}, f"nn_{cell}"
     start = time.perf_counter()
     hand.compiled = True
     outputs["compiled"] = step(hand)  # compiles (or warns and falls back to eager)
     report["compile_s"] = time.perf_counter() - start
     for name, module, compiled in [
-        ("nn_lstm", ref, False),
+        (base_name, ref, False),
         ("handwritten_eager", hand, False),
         ("handwritten_compiled", hand, True),
     ]:
@@ -68,12 +75,13 @@ def _run(quick: bool) -> dict:
         outputs.setdefault(name, step(module))
         report[name] = timed(lambda m=module: step(m), repeats)
     flops = 3 * lstm_flops_per_token(input_size, hidden, 1, 1) * n * length
-    base = report["nn_lstm"]["median_s"]
-    for name in ("nn_lstm", "handwritten_eager", "handwritten_compiled"):
+    flops *= 3 / 4 if cell == "gru" else 1
+    base = report[base_name]["median_s"]
+    for name in (base_name, "handwritten_eager", "handwritten_compiled"):
         report[name]["gflops"] = flops / report[name]["median_s"] / 1e9
-        report[name]["time_vs_nn_lstm"] = report[name]["median_s"] / base
-    report["max_abs_diff_vs_nn_lstm"] = {
-        name: float((outputs[name] - outputs["nn_lstm"]).abs().max())
+        report[name][f"time_vs_{base_name}"] = report[name]["median_s"] / base
+    report[f"max_abs_diff_vs_{base_name}"] = {
+        name: float((outputs[name] - outputs[base_name]).abs().max())
         for name in ("handwritten_eager", "compiled")
     }
     return report

@@ -39,6 +39,12 @@ def summary(results: dict, machine: dict) -> dict:
             results, "cells", "handwritten_compiled", "time_vs_nn_lstm"
         ),
         "cells_eager_vs_nn_lstm": _get(results, "cells", "handwritten_eager", "time_vs_nn_lstm"),
+        "cells_gru_compiled_vs_nn_gru": _get(
+            results, "cells", "gru", "handwritten_compiled", "time_vs_nn_gru"
+        ),
+        "cells_gru_eager_vs_nn_gru": _get(
+            results, "cells", "gru", "handwritten_eager", "time_vs_nn_gru"
+        ),
         "inference_p50_ms": _get(results, "inference", "single_review", "p50_ms"),
         "inference_p99_ms": _get(results, "inference", "single_review", "p99_ms"),
         "inference_reviews_per_s": _get(results, "inference", "batched", "reviews_per_s"),
@@ -122,6 +128,13 @@ def markdown(head: dict, results: dict) -> str:
             "Hand-written LSTM fwd+bwd time vs nn.LSTM: eager / compiled",
             f"{_fmt(h['cells_eager_vs_nn_lstm'], '.2f')}x"
             f" / {_fmt(h['cells_compiled_vs_nn_lstm'], '.2f')}x",
+        )
+    )
+    rows.append(
+        (
+            "Hand-written GRU fwd+bwd time vs nn.GRU: eager / compiled",
+            f"{_fmt(h['cells_gru_eager_vs_nn_gru'], '.2f')}x"
+            f" / {_fmt(h['cells_gru_compiled_vs_nn_gru'], '.2f')}x",
         )
     )
     rows.append(

@@ -19,6 +19,7 @@ KEYS = {
     "imdb_tokenize_cached_s",
     "bilstm_train_peak_fraction_default_malloc",
     "inference_p50_ms",
+    "cells_gru_compiled_vs_nn_gru",
 }
 
 
@@ -46,6 +47,7 @@ def test_bench_quick_writes_json_and_markdown(tmp_path):
         summary["matmul_gflops"] > 0 and summary["bilstm_speedup_vs_packed"] > 0
     )  # a figure, not a timing assertion
     assert summary["bilstm_max_abs_diff_vs_packed"] < 1e-5
+    assert summary["cells_gru_compiled_vs_nn_gru"] > 0  # the GRU comparison ran
     for name in ("rnn", "overhead", "data", "cells", "inference"):
         report = json.loads((tmp_path / f"{name}-quick.json").read_text())
         assert report["peak_rss_mb"] > 0  # measured in the benchmark's own process
