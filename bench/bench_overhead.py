@@ -113,6 +113,7 @@ def _case(make_net, make_task, batches, loss_fn, skip: int = 3) -> dict:
         "plain_step_s": statistics.median(twin.plain),
         "lightning_step_s": statistics.median(twin.lightning),
         "overhead_pct": 100 * statistics.median(ratios),
+        "overhead_pct_of_totals": 100 * (sum(twin.lightning) / sum(twin.plain) - 1),
         "overhead_pct_iqr": [100 * quartiles[0], 100 * quartiles[2]],
         "overhead_ms_per_step": 1000
         * statistics.median([q - p for p, q in zip(twin.plain, twin.lightning, strict=True)]),
