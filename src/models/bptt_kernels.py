@@ -53,3 +53,32 @@ def run_kernel(kernel: Callable, compiled: bool, *args):
             stacklevel=2,
         )
         return result
+
+
+def input_and_weight_grads(
+    d_in: Tensor, d_rec: Tensor, xt: Tensor, h0: Tensor, h: Tensor, w_ih: Tensor, need: tuple
+) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
+    """After the backward scan: ``dL/dx`` and the weight gradients of all steps as single GEMMs.
+
+    Args:
+        d_in: ``(L, N, G*H)`` gradients of the input projections ``W_ih x_t``.
+        d_rec: ``(L, N, G*H)`` gradients of the recurrent projections ``W_hh h_{t-1}``.
+        xt: ``(L * N, H_in)`` time-major inputs; h0: ``(N, H)``; h: ``(L, N, H)`` hidden states.
+        w_ih: ``(G*H, H_in)``.
+        need: Whether ``x``, ``w_ih``, ``w_hh`` need gradients.
+
+    Returns:
+        ``(grad_x (N, L, H_in), grad_w_ih, grad_w_hh)``, ``None`` where not needed.
+    """
+    steps, n = h.shape[:2]
+    d_in, d_rec = d_in.flatten(0, 1), d_rec.flatten(0, 1)  # (L * N, G*H)
+    grad_x = grad_w_ih = grad_w_hh = None
+    if need[0]:
+        grad_x = linear(d_in, w_ih.t().contiguous()).view(steps, n, -1).transpose(0, 1)
+    # (H_in, G*H) and (H, G*H), transposed back
+    if need[1]:
+        grad_w_ih = linear(xt.t(), d_in.t()).t().contiguous()
+    if need[2]:
+        h_prev = torch.cat([h0.unsqueeze(0), h[:-1]]).flatten(0, 1)  # (L * N, H)
+        grad_w_hh = linear(h_prev.t(), d_rec.t()).t().contiguous()
+    return grad_x, grad_w_ih, grad_w_hh

@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from src.models.bptt_kernels import linear, packed_weight, run_kernel
+from src.models.bptt_kernels import input_and_weight_grads, linear, packed_weight, run_kernel
 from src.models.within_length import packed_direction
 
 
@@ -86,19 +86,11 @@ class GRULayer(torch.autograd.Function):
             h_prev = h[t - 1] if t else h0
             args = (dh, grad_h[t], acts[t], h_prev, dxw[t], drec[t])
             dh = run_kernel(gru_backward_gates, ctx.compiled, *args) + linear(drec[t], w_packed)
-        dx, dr = dxw.view(steps * n, -1), drec.view(steps * n, -1)
         need = ctx.needs_input_grad
-        grad_x = grad_w_ih = grad_w_hh = None
-        if need[0]:
-            grad_x = linear(dx, w_ih.t().contiguous()).view(steps, n, -1).transpose(0, 1)
-        # weight gradients of all steps at once, (H_in, 3H) and (H, 3H) transposed back
-        if need[2]:
-            grad_w_ih = linear(xt.t(), dx.t()).t().contiguous()
-        if need[3]:
-            h_prev = torch.cat([h0.unsqueeze(0), h[:-1]]).view(steps * n, -1)  # (L * N, H)
-            grad_w_hh = linear(h_prev.t(), dr.t()).t().contiguous()
-        grad_b_ih = dx.sum(0) if need[4] else None
-        grad_b_hh = dr.sum(0) if need[5] else None
+        grads = input_and_weight_grads(dxw, drec, xt, h0, h, w_ih, (need[0], need[2], need[3]))
+        grad_x, grad_w_ih, grad_w_hh = grads
+        grad_b_ih = dxw.sum((0, 1)) if need[4] else None
+        grad_b_hh = drec.sum((0, 1)) if need[5] else None
         return grad_x, dh, grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh, None
 
 

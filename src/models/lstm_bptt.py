@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from src.models.bptt_kernels import linear, packed_weight, run_kernel
+from src.models.bptt_kernels import input_and_weight_grads, linear, packed_weight, run_kernel
 from src.models.within_length import packed_direction
 
 
@@ -93,18 +93,11 @@ class LSTMLayer(torch.autograd.Function):
             args = (dh, grad_h[t], dc_out, dc, acts[t], c_prev, tc[t], dgates[t])
             dc = run_kernel(lstm_backward_gates, ctx.compiled, *args)
             dh = linear(dgates[t], w_packed)
-        dg = dgates.view(steps * n, gates)
         need = ctx.needs_input_grad
-        grad_x = grad_w_ih = grad_w_hh = None
-        if need[0]:
-            grad_x = linear(dg, w_ih.t().contiguous()).view(steps, n, -1).transpose(0, 1)
-        # weight gradients of all steps at once, (H_in, 4H) and (H, 4H) transposed back
-        if need[3]:
-            grad_w_ih = linear(xt.t(), dg.t()).t().contiguous()
-        if need[4]:
-            h_prev = torch.cat([h0.unsqueeze(0), h[:-1]]).view(steps * n, -1)  # (L * N, H)
-            grad_w_hh = linear(h_prev.t(), dg.t()).t().contiguous()
-        return grad_x, dh, dc, grad_w_ih, grad_w_hh, dg.sum(0) if need[5] else None, None
+        grads = input_and_weight_grads(dgates, dgates, xt, h0, h, w_ih, (need[0], need[3], need[4]))
+        grad_x, grad_w_ih, grad_w_hh = grads
+        grad_bias = dgates.sum((0, 1)) if need[5] else None
+        return grad_x, dh, dc, grad_w_ih, grad_w_hh, grad_bias, None
 
 
 def lstm_direction(
