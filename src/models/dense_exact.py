@@ -32,9 +32,12 @@ def _dense(kernel: Callable) -> Callable:
 HANDWRITTEN_GRU_MIN_HIDDEN = 128
 
 
+_TORCH_GRU = _dense(torch.gru)
+
+
 def _gru(x: Tensor, h0: Tensor, params: list[Tensor], training: bool) -> Tensor:
     if h0.size(-1) < HANDWRITTEN_GRU_MIN_HIDDEN:
-        return _dense(torch.gru)(x, h0, params, training)
+        return _TORCH_GRU(x, h0, params, training)
     return GRULayer.apply(x, h0[0], *params, False)  # same results, its own backward
 
 
