@@ -8,7 +8,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from src.models import bptt_kernels, cell_scan
+from src.models import bptt_kernels
 from src.models.cells import GRUCell, LSTMCell
 from src.models.handwritten_rnn import HandwrittenRNN
 from src.models.rnn import RecurrentEncoder
@@ -119,9 +119,8 @@ def test_layer_equals_packed_pytorch(cell, bidirectional, num_layers):
 
 
 def _fresh_compile_state(monkeypatch):
-    for module in (cell_scan, bptt_kernels):
-        monkeypatch.setattr(module, "_COMPILED", {})
-        monkeypatch.setattr(module, "_COMPILE_FAILED", [])
+    monkeypatch.setattr(bptt_kernels, "_COMPILED", {})
+    monkeypatch.setattr(bptt_kernels, "_COMPILE_FAILED", [])
 
 
 @pytest.mark.parametrize("cell", ["gru", "rnn"])
@@ -139,20 +138,16 @@ def test_compiled_equals_eager(monkeypatch, cell):
         out, h = layer(x, lengths)
         grads = torch.autograd.grad(out.sum() + h.pow(2).sum(), [x, *layer.parameters()])
         results.append([out, h, *grads])
-    assert not cell_scan._COMPILE_FAILED and not bptt_kernels._COMPILE_FAILED
-    compiled = bptt_kernels._COMPILED if cell == "gru" else cell_scan._COMPILED
-    assert set(compiled) == (
-        {"gru_forward_gates", "gru_backward_gates"} if cell == "gru" else {cell}
+    assert not bptt_kernels._COMPILE_FAILED, bptt_kernels._COMPILE_FAILED
+    assert set(bptt_kernels._COMPILED) == (
+        {"gru_forward_gates", "gru_backward_gates"} if cell == "gru" else {"tanh_rnn_step"}
     )
     for g, w in zip(*results, strict=True):
         _close(g, w, 1e-10)
 
 
-@pytest.mark.parametrize(
-    ("cell", "message"),
-    [("gru", "recurrent gate kernels failed"), ("rnn", "hand-written rnn step failed")],
-)
-def test_compile_failure_falls_back_with_a_warning(monkeypatch, cell, message):
+@pytest.mark.parametrize("cell", ["gru", "rnn"])
+def test_compile_failure_falls_back_with_a_warning(monkeypatch, cell):
     _fresh_compile_state(monkeypatch)
 
     def broken(fn, **kwargs):
@@ -161,7 +156,7 @@ def test_compile_failure_falls_back_with_a_warning(monkeypatch, cell, message):
     monkeypatch.setattr(torch, "compile", broken)
     layer = HandwrittenRNN(3, 4, cell, compiled=True)
     x = torch.randn(2, 5, 3)
-    with pytest.warns(RuntimeWarning, match=f"torch.compile of the {message}"):
+    with pytest.warns(RuntimeWarning, match="torch.compile of the recurrent gate kernels failed"):
         out, _ = layer(x)
     layer.compiled = False
     torch.testing.assert_close(out, layer(x)[0], atol=1e-6, rtol=1e-5)  # GRU: oneDNN GEMMs

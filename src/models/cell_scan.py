@@ -1,15 +1,17 @@
 """Runs hand-written LSTM (Hochreiter & Schmidhuber 1997) / GRU (Cho et al. 2014) steps in time."""
 
-import warnings
 from collections.abc import Callable, Mapping
+from functools import partial
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from src.models.bptt_kernels import run_kernel
 from src.models.cells import GRU_GATES, LSTM_GATES, gru_step, lstm_step
 from src.models.gru_bptt import gru_direction
 from src.models.lstm_bptt import lstm_direction
+from src.models.within_length import check_lengths
 
 GATES = {"lstm": LSTM_GATES, "gru": GRU_GATES, "rnn": ()}
 CHUNKS = {"lstm": 4, "gru": 3, "rnn": 1}
@@ -33,14 +35,14 @@ def _gru(xw, h, c, w_hh, b_hh, m: Tensor | None, record: bool):
     return torch.where(m, h1, h), c, h1 * m, gates
 
 
-def _rnn(xw, h, c, w_hh, b_hh, m: Tensor | None, record: bool):
+def tanh_rnn_step(xw, h, c, w_hh, b_hh, m: Tensor | None, record: bool):
     h1 = (xw + F.linear(h, w_hh, b_hh)).tanh()  # Elman RNN, tanh
     if m is None:
         return h1, c, h1, ()
     return torch.where(m, h1, h), c, h1 * m, ()
 
 
-_EAGER: dict[str, Callable] = {"lstm": _lstm, "gru": _gru, "rnn": _rnn}
+_EAGER: dict[str, Callable] = {"lstm": _lstm, "gru": _gru, "rnn": tanh_rnn_step}
 
 
 def _lstm_bptt(x, h0, c0, params, lengths, reverse):
@@ -52,17 +54,6 @@ def _gru_bptt(x, h0, c0, params, lengths, reverse):
 
 
 _BPTT = {"lstm": _lstm_bptt, "gru": _gru_bptt}  # compiled: hand-written backprop through time
-_COMPILED: dict[str, Callable] = {}
-_COMPILE_FAILED: list[str] = []  # the first failure's message, once
-
-
-def step_function(cell: str, compiled: bool) -> Callable:
-    """The per-step update of ``cell``: eager, or ``torch.compile``d (fused elementwise gates)."""
-    if not compiled or _COMPILE_FAILED:
-        return _EAGER[cell]
-    if cell not in _COMPILED:
-        _COMPILED[cell] = torch.compile(_EAGER[cell], dynamic=None)
-    return _COMPILED[cell]
 
 
 def scan(
@@ -88,7 +79,7 @@ def scan(
         reverse: Run from the last step to the first (the backward direction: with right
             padding this starts every sequence at its own last step, from the initial state).
         record: Also return the gate activations.
-        step: From :func:`step_function`.
+        step: The per-step update: ``_EAGER[cell]``, or its compiled form for the tanh RNN.
 
     Returns:
         ``(output (N, L, H), h_n (N, H), c_n (N, H), gates)``, ``gates`` a list of
@@ -144,22 +135,11 @@ def run_stack(
     if cell not in _EAGER:
         raise ValueError(f"cell must be one of {sorted(_EAGER)}, got {cell!r}")
     args = (cell, params, x, lengths, hx, num_layers, bidirectional, dropout, training)
-    if compiled and cell in _BPTT and not record_gates:
-        return _stack(*args, False, None)  # hand-written BPTT, compiled gate kernels
-    if not compiled or record_gates or _COMPILE_FAILED:
-        return _stack(*args, record_gates, _EAGER[cell])
-    try:
-        return _stack(*args, False, step_function(cell, True))
-    except Exception as error:  # no C++ toolchain, unsupported platform, ...
-        result = _stack(*args, False, _EAGER[cell])  # bad inputs raise their own error here
-        _COMPILE_FAILED.append(f"{type(error).__name__}: {str(error).splitlines()[0]}")
-        warnings.warn(
-            f"torch.compile of the hand-written {cell} step failed ({_COMPILE_FAILED[0]}); "
-            "running the eager step instead",
-            RuntimeWarning,
-            stacklevel=2,
-        )
-        return result
+    if compiled and not record_gates:
+        if cell in _BPTT:
+            return _stack(*args, False, None)  # hand-written BPTT, compiled gate kernels
+        return _stack(*args, False, partial(run_kernel, _EAGER[cell], True))  # compiled step
+    return _stack(*args, record_gates, _EAGER[cell])
 
 
 def _stack(
@@ -176,11 +156,7 @@ def _stack(
     c0 = x.new_zeros(num_layers * dirs, n, hidden) if c0 is None else c0
     valid, steps, padded = None, total, None
     if lengths is not None:
-        lengths = torch.as_tensor(lengths, device=x.device).long()
-        if lengths.shape != (n,) or (
-            n and not 1 <= int(lengths.min()) <= int(lengths.max()) <= total
-        ):
-            raise ValueError(f"lengths must have shape ({n},) and lie in 1..{total} (the padding)")
+        lengths = check_lengths(lengths, n, total).to(x.device)
     if lengths is not None and bool((lengths != total).any()):
         steps, padded = int(lengths.max()), lengths
         x = x[:, :steps]  # steps past the longest sequence cannot matter

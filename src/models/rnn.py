@@ -9,6 +9,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from src.models.cell_scan import run_stack
 from src.models.dense_exact import dense_exact
+from src.models.within_length import check_lengths
 
 Cell = Literal["lstm", "gru", "rnn"]
 _MODULES = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
@@ -147,17 +148,14 @@ class RecurrentEncoder(nn.Module):
         Returns:
             ``(output, h_n)``, or ``(output, (h_n, c_n))`` for LSTM; shapes as in the class doc.
         """
-        if x.dim() != 3 or x.size(-1) != self.input_size:
-            raise ValueError(
-                f"expected input (N, L, {self.input_size}) (batch_first), got {tuple(x.shape)}"
-            )
+        self._check_input(x)
         (n, length), D = x.shape[:2], self.num_directions
         h0, c0 = self._initial_state(n, x)
         hx = (h0, c0) if self.cell == "lstm" else h0
         if self.implementation == "handwritten":
             return self._handwritten(x, lengths, hx, record_gates=False)[:2]
         if lengths is not None:
-            lengths = _check_lengths(lengths, n, length)
+            lengths = check_lengths(lengths, n, length)
             if bool((lengths != length).any()):
                 if x.device.type == "cpu":
                     params = [self._layer_params(k // D, k % D) for k in range(len(h0))]
@@ -188,17 +186,20 @@ class RecurrentEncoder(nn.Module):
         """
         if self.hidden_out != self.hidden_size:
             raise ValueError("gates() does not support proj_size; build the encoder without it")
-        if x.dim() != 3 or x.size(-1) != self.input_size:
-            raise ValueError(
-                f"expected input (N, L, {self.input_size}) (batch_first), got {tuple(x.shape)}"
-            )
+        self._check_input(x)
         h0, c0 = self._initial_state(x.size(0), x)
         hx = (h0, c0) if self.cell == "lstm" else h0
         return self._handwritten(x, lengths, hx, record_gates=True, training=False)[2]
 
+    def _check_input(self, x: Tensor) -> None:
+        if x.dim() != 3 or x.size(-1) != self.input_size:
+            raise ValueError(
+                f"expected input (N, L, {self.input_size}) (batch_first), got {tuple(x.shape)}"
+            )
+
     def _handwritten(self, x, lengths, hx, record_gates: bool, training: bool | None = None):
         if lengths is not None:
-            lengths = _check_lengths(lengths, *x.shape[:2])
+            lengths = check_lengths(lengths, *x.shape[:2])
         bidirectional = self.num_directions == 2
         training = self.training if training is None else training
         params = dict(self.rnn.named_parameters())
@@ -211,15 +212,3 @@ class RecurrentEncoder(nn.Module):
         if self.hidden_out != self.hidden_size:
             names.append("weight_hr")
         return [getattr(self.rnn, name + suffix) for name in names]
-
-
-def _check_lengths(lengths: Tensor, n: int, length: int) -> Tensor:
-    lengths = torch.as_tensor(lengths)
-    if lengths.shape != (n,):
-        raise ValueError(f"lengths must have shape ({n},), got {tuple(lengths.shape)}")
-    if lengths.numel() and (int(lengths.min()) < 1 or int(lengths.max()) > length):
-        raise ValueError(
-            f"lengths must lie in 1..{length} (the padded length); got min {int(lengths.min())},"
-            f" max {int(lengths.max())}: drop empty sequences before the encoder"
-        )
-    return lengths.long()

@@ -7,6 +7,19 @@ import torch
 from torch import Tensor
 
 
+def check_lengths(lengths, n: int, length: int) -> Tensor:
+    """``lengths`` as a long tensor; a one-line error unless it is ``(n,)`` in ``1..length``."""
+    lengths = torch.as_tensor(lengths)
+    if lengths.shape != (n,):
+        raise ValueError(f"lengths must have shape ({n},), got {tuple(lengths.shape)}")
+    if lengths.numel() and (int(lengths.min()) < 1 or int(lengths.max()) > length):
+        raise ValueError(
+            f"lengths must lie in 1..{length} (the padded length); got min {int(lengths.min())},"
+            f" max {int(lengths.max())}: drop empty sequences before the encoder"
+        )
+    return lengths.long()
+
+
 def reversal(lengths: Tensor, steps: int) -> Tensor:
     """Step ``t`` <-> ``lengths - 1 - t`` inside each sequence, padding fixed, as a permutation of
     the rows of a flattened ``(N * steps, H)`` batch-first tensor; it is its own inverse.
