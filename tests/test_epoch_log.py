@@ -1,11 +1,13 @@
-"""Task metrics are updated every step and logged once per epoch, over all of its batches."""
+"""Task metrics are fed every step (in bulk) and logged once per epoch, over all of its batches."""
 
 import lightning as L
 import pytest
 import torch
 from torch import nn
 
+from src.tasks import epoch_log
 from src.tasks.classification import ClassificationTask
+from src.tasks.epoch_log import flush_metrics, update_metrics
 
 
 class _FirstToken(nn.Module):
@@ -46,6 +48,23 @@ def test_epoch_metrics_cover_every_batch(tmp_path):
     assert not task.val_metrics["acc"].update_count  # reset for the next epoch
     tested = trainer.test(task, torch.utils.data.DataLoader(batches[1:], batch_size=None))[0]
     assert tested["test/acc"] == 1 / 4  # a fresh epoch: the earlier batches are not in it
+
+
+def test_metric_inputs_are_kept_then_passed_on_in_bulk(monkeypatch):
+    monkeypatch.setattr(epoch_log, "BUFFER_ELEMENTS", 8)
+    task = ClassificationTask(_FirstToken())
+    probs, labels = torch.tensor([[0.9, 0.1], [0.2, 0.8]], requires_grad=True), torch.tensor([0, 0])
+    acc = task.val_metrics["acc"]
+    update_metrics(task, "val", probs, labels)  # 4 prediction values kept
+    assert acc.update_count == 0
+    update_metrics(task, "val", probs, labels)  # 8: passed on as one update of 4 rows
+    assert acc.update_count == 1 and acc.tp.sum() + acc.fn.sum() == 4
+    update_metrics(task, "val", probs, labels)
+    flush_metrics(task, "val")
+    flush_metrics(task, "val")  # nothing left: no second update
+    assert acc.update_count == 2
+    assert acc.compute().item() == 3 / 6  # the first row of each step is right
+    assert task.train_metrics["acc"].update_count == 0  # stages kept apart
 
 
 class _Recorder(L.pytorch.loggers.Logger):

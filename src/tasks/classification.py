@@ -10,7 +10,7 @@ from torch import nn
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassAUROC, MulticlassF1Score
 
-from src.tasks.epoch_log import EpochMetrics, log_loss
+from src.tasks.epoch_log import EpochMetrics, log_loss, update_metrics
 from src.tasks.optim import configure
 
 
@@ -65,8 +65,7 @@ class ClassificationTask(EpochMetrics, LightningModule):
     def _shared_step(self, batch: dict, stage: str) -> torch.Tensor:
         logits = self(batch["tokens"], batch["lengths"])
         loss = F.cross_entropy(logits, batch["labels"])
-        metrics = getattr(self, f"{stage}_metrics")
-        metrics.update(logits.detach().softmax(-1), batch["labels"])
+        update_metrics(self, stage, logits.detach().softmax(-1), batch["labels"])
         n = batch["labels"].numel()
         log_loss(self, stage, loss, n)
         return loss

@@ -1,16 +1,42 @@
-"""Metric logging shared by the tasks: epoch metrics updated per step and computed once, training
-step values logged only on the steps Lightning writes."""
+"""Metric logging shared by the tasks: epoch metrics fed in bulk and computed once, training step
+values logged only on the steps Lightning writes."""
 
 import torch
 from lightning import LightningModule
 from torch import Tensor
 from torchmetrics import MetricCollection
 
+BUFFER_ELEMENTS = 1 << 20  # predictions held per stage before the metrics take them (4 MiB fp32)
+
+
+def update_metrics(module: LightningModule, stage: str, *inputs: Tensor | None) -> None:
+    """Give one step's ``inputs`` (e.g. predictions, targets) to ``module.{stage}_metrics``.
+
+    They are kept (detached) and passed on concatenated once the first inputs of the kept steps
+    hold ``BUFFER_ELEMENTS`` values, and at the epoch's end (:func:`flush_metrics`): a torchmetrics
+    update costs about as much for 64 rows as for 20,000, and per step it cost 0.8 ms of an IMDB
+    BiLSTM step on 2 CPU cores. ``None`` inputs stay ``None``.
+    """
+    kept = module.__dict__.setdefault("_metric_inputs", {}).setdefault(stage, [0, []])
+    kept[0] += inputs[0].numel()
+    kept[1].append(tuple(None if t is None else t.detach() for t in inputs))
+    if kept[0] >= BUFFER_ELEMENTS:
+        flush_metrics(module, stage)
+
+
+def flush_metrics(module: LightningModule, stage: str) -> None:
+    """Pass the inputs kept by :func:`update_metrics` to ``module.{stage}_metrics``."""
+    kept = module.__dict__.get("_metric_inputs", {}).pop(stage, None)
+    if kept:
+        columns = zip(*kept[1], strict=True)  # one tuple per input, one entry per step
+        inputs = [None if c[0] is None else torch.cat(c) for c in columns]
+        getattr(module, f"{stage}_metrics").update(*inputs)
+
 
 def log_epoch(module: LightningModule, metrics: MetricCollection, prog_bar: bool) -> None:
     """Log ``metrics.compute()`` (synced across ranks) once, then reset them.
 
-    The tasks update their metrics every step but log them here, at the epoch's end: each
+    The tasks feed their metrics every step but log them here, at the epoch's end: each
     ``self.log`` call costs Lightning a fraction of a millisecond (it walks the stored result's
     attributes), a few percent of an IMDB BiLSTM step on 2 CPU cores when made per metric per
     step. Nothing is logged for an epoch without batches.
@@ -22,15 +48,19 @@ def log_epoch(module: LightningModule, metrics: MetricCollection, prog_bar: bool
 
 class EpochMetrics:
     """LightningModule mixin: logs ``train_metrics`` / ``val_metrics`` / ``test_metrics`` (each a
-    ``MetricCollection`` updated in the steps) with :func:`log_epoch` at their epoch's end."""
+    ``MetricCollection`` fed by :func:`update_metrics`) with :func:`log_epoch` at their epoch's
+    end."""
 
     def on_train_epoch_end(self) -> None:
+        flush_metrics(self, "train")
         log_epoch(self, self.train_metrics, prog_bar=False)
 
     def on_validation_epoch_end(self) -> None:
+        flush_metrics(self, "val")
         log_epoch(self, self.val_metrics, prog_bar=True)
 
     def on_test_epoch_end(self) -> None:
+        flush_metrics(self, "test")
         log_epoch(self, self.test_metrics, prog_bar=True)
 
 

@@ -12,7 +12,7 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 
 from src.models.recursive import recursive_error, recursive_forecast
-from src.tasks.epoch_log import log_loss
+from src.tasks.epoch_log import flush_metrics, log_loss, update_metrics
 from src.tasks.forecast_metrics import ForecastMetrics
 from src.tasks.optim import configure
 
@@ -134,13 +134,13 @@ class ForecastingTask(LightningModule):
         loss = F.mse_loss(pred, y)
         naive = batch["last"].unsqueeze(1).expand_as(y)  # repeat the last observation
         seasonal = None if seasonal is None else inv(seasonal)
-        metrics = getattr(self, f"{stage}_metrics")
-        metrics.update(inv(pred.detach()), inv(y), inv(naive), seasonal)
+        update_metrics(self, stage, inv(pred.detach()), inv(y), inv(naive), seasonal)
         n = y.size(0)
         log_loss(self, stage, loss, n)
         return loss
 
     def _log_epoch(self, stage: str) -> None:
+        flush_metrics(self, stage)
         metric = getattr(self, f"{stage}_metrics")
         if metric.update_count:  # nothing to report after an empty epoch
             for name, value in metric.compute().items():

@@ -12,7 +12,7 @@ from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
 from src.data.conllu_source import IGNORE_INDEX
-from src.tasks.epoch_log import EpochMetrics, log_loss
+from src.tasks.epoch_log import EpochMetrics, log_loss, update_metrics
 from src.tasks.optim import configure
 
 
@@ -75,8 +75,7 @@ class TaggingTask(EpochMetrics, LightningModule):
         tags = batch["tags"].masked_fill(_padding(batch["lengths"], logits), IGNORE_INDEX)
         flat, tags = logits.flatten(0, 1), tags.flatten()  # (N * L, T), (N * L,)
         loss = F.cross_entropy(flat, tags, ignore_index=IGNORE_INDEX)
-        metrics = getattr(self, f"{stage}_metrics")
-        metrics.update(flat.detach(), tags)
+        update_metrics(self, stage, flat.detach(), tags)
         if stage == "test":
             self.test_tag_f1.update(flat.detach(), tags)
         n = int((tags != IGNORE_INDEX).sum())
