@@ -21,32 +21,83 @@ from src.tasks.classification import ClassificationTask
 from src.tasks.forecasting import ForecastingTask
 
 
+class _ComputeClock:
+    """Seconds spent in the model's arithmetic: the network's forward, the backward, and gradient
+    clipping with the optimizer's update; each window opened by :meth:`start`, closed by
+    :meth:`stop` (the forward by hooks on ``net``)."""
+
+    def __init__(self, net: torch.nn.Module) -> None:
+        self.seconds, self._start = 0.0, 0.0
+        net.register_forward_pre_hook(lambda *_: self.start())
+        net.register_forward_hook(lambda *_: self.stop())
+
+    def start(self) -> None:
+        self._start = time.perf_counter()
+
+    def stop(self) -> None:
+        self.seconds += time.perf_counter() - self._start
+
+    def lap(self) -> float:
+        """Seconds since the last lap."""
+        seconds, self.seconds = self.seconds, 0.0
+        return seconds
+
+
 class _PlainTwin(Callback):
     """After each Lightning step, the same batch's step by a plain PyTorch loop on a twin network.
 
-    The Lightning step is timed from the end of the previous plain step to the end of its own
-    (data fetching, hooks, logging, checkpoint checks included); the plain step right after it.
-    Each pair runs within milliseconds, so the machine's drift cancels pair by pair.
+    The Lightning step is timed from the end of the previous step to the end of its own (data
+    fetching, hooks, logging, checkpoint checks included), less the plain step, which runs right
+    after it on even steps and right before it (after the fetch) on odd ones. Each pair runs
+    within milliseconds, so the machine's drift cancels pair by pair, and alternating the order
+    cancels what running second gains (warm caches) or loses. Both steps
+    also time their arithmetic (:class:`_ComputeClock`): the rest of each step is its overhead,
+    a small figure that the arithmetic's noise does not blur.
     """
 
     def __init__(self, net: torch.nn.Module, loss_fn, skip: int) -> None:
         self.net, self.loss_fn, self.skip = net.train(), loss_fn, skip
         self.opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-        self.lightning, self.plain, self.mark = [], [], None
+        self.lightning, self.plain, self.mark, self.plain_s = [], [], None, 0.0
+        self.lightning_compute, self.plain_compute = [], []
+        self.clock, self.twin_clock = None, _ComputeClock(net)
 
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        end = time.perf_counter()
+    def on_train_start(self, trainer, pl_module) -> None:
+        self.clock = _ComputeClock(pl_module.net)
+        trainer.optimizers[0].register_step_post_hook(lambda *_: self.clock.stop())
+
+    def on_before_backward(self, trainer, pl_module, loss) -> None:
+        self.clock.start()
+
+    def on_after_backward(self, trainer, pl_module) -> None:
+        self.clock.stop()
+
+    def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
+        self.clock.start()  # then Lightning clips the gradients and steps the optimizer
+
+    def _twin_step(self, batch) -> None:
+        start = time.perf_counter()
         with torch.enable_grad():
-            _plain_step(self.net, self.opt, self.loss_fn, batch)
-        plain_end = time.perf_counter()
-        if batch_idx >= self.skip:
-            self.lightning.append(end - self.mark)
-            self.plain.append(plain_end - end)
-        self.mark = plain_end
+            _plain_step(self.net, self.opt, self.loss_fn, batch, self.twin_clock)
+        self.plain_s = time.perf_counter() - start
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         if self.mark is None:
             self.mark = time.perf_counter()
+        if batch_idx % 2:  # odd steps: the plain step first, so that order effects cancel
+            self._twin_step(batch)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if not batch_idx % 2:
+            self._twin_step(batch)
+        end = time.perf_counter()
+        if batch_idx >= self.skip:
+            self.lightning.append(end - self.mark - self.plain_s)
+            self.plain.append(self.plain_s)
+            self.lightning_compute.append(self.clock.lap())
+            self.plain_compute.append(self.twin_clock.lap())
+        self.clock.lap(), self.twin_clock.lap()
+        self.mark = end
 
 
 def _text_batches(n: int, length: int) -> list[dict]:
@@ -78,11 +129,16 @@ def _series_batches(n: int) -> list[dict]:
     ]
 
 
-def _plain_step(net, opt, loss_fn, batch) -> None:
+def _plain_step(net, opt, loss_fn, batch, clock: _ComputeClock) -> None:
     opt.zero_grad()
-    loss_fn(net, batch).backward()
+    loss = loss_fn(net, batch)
+    clock.start()
+    loss.backward()
+    clock.stop()
+    clock.start()
     torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
     opt.step()
+    clock.stop()
 
 
 def _case(make_net, make_task, batches, loss_fn, skip: int = 3) -> dict:
@@ -108,15 +164,26 @@ def _case(make_net, make_task, batches, loss_fn, skip: int = 3) -> dict:
         trainer.fit(task, loader)
     ratios = [(q - p) / p for p, q in zip(twin.plain, twin.lightning, strict=True)]
     quartiles = statistics.quantiles(ratios, n=4)
+    # the steps' time outside the arithmetic, Lightning's minus the plain loop's
+    rest = zip(twin.lightning, twin.lightning_compute, twin.plain, twin.plain_compute, strict=True)
+    extra = [(q - qc) - (p - pc) for q, qc, p, pc in rest]
+    extra_quartiles = statistics.quantiles(extra, n=4)
+    plain = statistics.median(twin.plain)
     return {
         "steps": len(ratios),
-        "plain_step_s": statistics.median(twin.plain),
+        "plain_step_s": plain,
         "lightning_step_s": statistics.median(twin.lightning),
         "overhead_pct": 100 * statistics.median(ratios),
         "overhead_pct_of_totals": 100 * (sum(twin.lightning) / sum(twin.plain) - 1),
         "overhead_pct_iqr": [100 * quartiles[0], 100 * quartiles[2]],
+        "overhead_pct_plain_second": 100 * statistics.median(ratios[skip % 2 :: 2]),
+        "overhead_pct_plain_first": 100 * statistics.median(ratios[1 - skip % 2 :: 2]),
         "overhead_ms_per_step": 1000
         * statistics.median([q - p for p, q in zip(twin.plain, twin.lightning, strict=True)]),
+        "compute_share_plain": statistics.median(twin.plain_compute) / plain,
+        "outside_compute_ms_per_step": 1000 * statistics.median(extra),
+        "outside_compute_ms_iqr": [1000 * extra_quartiles[0], 1000 * extra_quartiles[2]],
+        "outside_compute_pct": 100 * statistics.median(extra) / plain,
     }
 
 

@@ -20,6 +20,7 @@ KEYS = {
     "bilstm_train_peak_fraction_default_malloc",
     "inference_p50_ms",
     "cells_gru_compiled_vs_nn_gru",
+    "lightning_overhead_outside_compute_pct",
 }
 
 
@@ -48,6 +49,8 @@ def test_bench_quick_writes_json_and_markdown(tmp_path):
     )  # a figure, not a timing assertion
     assert summary["bilstm_max_abs_diff_vs_packed"] < 1e-5
     assert summary["cells_gru_compiled_vs_nn_gru"] > 0  # the GRU comparison ran
+    overhead = json.loads((tmp_path / "overhead-quick.json").read_text())["imdb_bilstm_step"]
+    assert 0 < overhead["compute_share_plain"] <= 1  # the arithmetic clocks ran inside the steps
     for name in ("rnn", "overhead", "data", "cells", "inference"):
         report = json.loads((tmp_path / f"{name}-quick.json").read_text())
         assert report["peak_rss_mb"] > 0  # measured in the benchmark's own process
