@@ -14,17 +14,20 @@ from torch.autograd.function import once_differentiable
 from src.models.bptt_kernels import input_and_weight_grads, linear, packed_weight, run_kernel
 from src.models.within_length import packed_direction
 
+_TANH_BACKWARD = torch.ops.aten.tanh_backward.grad_input
+_SIGMOID_BACKWARD = torch.ops.aten.sigmoid_backward.grad_input
+
 
 def gru_forward_gates(rec: Tensor, xw: Tensor, h: Tensor, acts: Tensor, h_out: Tensor) -> None:
     """One step from ``rec = W_hh h + b_hh`` and ``xw = W_ih x + b_ih`` (``(N, 3H)``, gates r, z,
     n); writes ``r, z, n`` and ``(W_hh h + b_hh)_n`` to ``acts`` ``(N, 4H)`` and
     ``h' = (1 - z) * n + z * h`` to ``h_out`` ``(N, H)``."""
-    xr, xz, xn = xw.chunk(3, 1)
-    hr, hz, hn = rec.chunk(3, 1)
-    r, z = (xr + hr).sigmoid(), (xz + hz).sigmoid()
-    n = (xn + r * hn).tanh()
-    acts.copy_(torch.cat([r, z, n, hn], 1))
-    h_out.copy_(n + z * (h - n))
+    H = h.size(1)
+    rz = (xw[:, : 2 * H] + rec[:, : 2 * H]).sigmoid_()  # r and z in one kernel
+    hn = rec[:, 2 * H :]
+    n = torch.addcmul(xw[:, 2 * H :], rz[:, :H], hn).tanh_()
+    torch.cat([rz, n, hn], 1, out=acts)
+    torch.lerp(n, h, rz[:, H:], out=h_out)
 
 
 def gru_backward_gates(
@@ -36,14 +39,17 @@ def gru_backward_gates(
     Returns:
         The part of ``dL/dh_{t-1}`` that bypasses ``W_hh`` (``dh' * z``), ``(N, H)``.
     """
+    H = h_prev.size(1)
     r, z, n, hn = acts.chunk(4, 1)
     dh = dh + dh_out
-    dn = dh * (1 - z) * (1 - n * n)  # through tanh
-    dz = dh * (h_prev - n) * z * (1 - z)
-    dr = dn * hn * r * (1 - r)
-    dxw.copy_(torch.cat([dr, dz, dn], 1))
-    drec.copy_(torch.cat([dr, dz, dn * r], 1))
-    return dh * z
+    dh_z = dh * z
+    # the fused derivative kernels: grad * (1 - y^2) for tanh, grad * y * (1 - y) for sigmoid
+    dn = _TANH_BACKWARD(dh - dh_z, n, grad_input=dxw[:, 2 * H :])
+    _SIGMOID_BACKWARD(dh * (h_prev - n), z, grad_input=dxw[:, H : 2 * H])
+    _SIGMOID_BACKWARD(dn * hn, r, grad_input=dxw[:, :H])
+    drec[:, : 2 * H].copy_(dxw[:, : 2 * H])
+    torch.mul(dn, r, out=drec[:, 2 * H :])
+    return dh_z
 
 
 class GRULayer(torch.autograd.Function):
