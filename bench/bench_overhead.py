@@ -50,9 +50,9 @@ class _PlainTwin(Callback):
     fetching, hooks, logging, checkpoint checks included), less the plain step, which runs right
     after it on even steps and right before it (after the fetch) on odd ones. Each pair runs
     within milliseconds, so the machine's drift cancels pair by pair, and alternating the order
-    cancels what running second gains (warm caches) or loses. Both steps
-    also time their arithmetic (:class:`_ComputeClock`): the rest of each step is its overhead,
-    a small figure that the arithmetic's noise does not blur.
+    cancels what running second gains (warm caches) or loses. Both steps also time their
+    arithmetic (:class:`_ComputeClock`): the rest of each step is its overhead, a small figure
+    that the arithmetic's noise does not blur.
     """
 
     def __init__(self, net: torch.nn.Module, loss_fn, skip: int) -> None:

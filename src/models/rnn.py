@@ -198,8 +198,6 @@ class RecurrentEncoder(nn.Module):
             )
 
     def _handwritten(self, x, lengths, hx, record_gates: bool, training: bool | None = None):
-        if lengths is not None:
-            lengths = check_lengths(lengths, *x.shape[:2])
         bidirectional = self.num_directions == 2
         training = self.training if training is None else training
         params = dict(self.rnn.named_parameters())
