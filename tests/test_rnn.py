@@ -144,3 +144,39 @@ def test_length_groups_keep_packed_results(cell):
     )
     for got, want in zip(grads, ref, strict=True):
         torch.testing.assert_close(got, want, atol=1e-9, rtol=1e-9)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize("lengths", [[9, 9, 7, 4, 2, 1], [7, 1, 4, 9, 9, 2]])
+def test_packed_path_equals_dense_path(monkeypatch, cell, lengths):
+    """The cuDNN branch (packed), run on CPU, against the CPU dense-exact branch: same outputs,
+    states and gradients, learned initial states included; longest-first batches skip the sort."""
+    from src.models import rnn
+
+    torch.manual_seed(6)
+    enc = RecurrentEncoder(3, 5, cell, 2, bidirectional=True, learn_initial_state=True).double()
+    for p in (enc.h0, enc.c0):
+        if p is not None:
+            nn.init.normal_(p)  # row order matters: unsorted batches permute the initial states
+    lengths = torch.tensor(lengths)
+    x = torch.randn(6, 9, 3, dtype=torch.double, requires_grad=True)
+
+    def run():
+        out, state = enc(x, lengths)
+        tensors = [out, *_flatten(state)]
+        grads = torch.autograd.grad(sum(t.sum() for t in tensors), [x, *enc.parameters()])
+        return tensors, grads
+
+    dense = run()
+    sorted_flags = []
+
+    def pack(*args, enforce_sorted, **kwargs):
+        sorted_flags.append(enforce_sorted)
+        return pack_padded_sequence(*args, enforce_sorted=enforce_sorted, **kwargs)
+
+    monkeypatch.setattr(rnn, "DENSE_EXACT_DEVICES", ())
+    monkeypatch.setattr(rnn, "pack_padded_sequence", pack)
+    packed = run()
+    assert sorted_flags == [bool((lengths[:-1] >= lengths[1:]).all())]
+    for got, want in zip([*packed[0], *packed[1]], [*dense[0], *dense[1]], strict=True):
+        torch.testing.assert_close(got, want, atol=1e-10, rtol=1e-10)

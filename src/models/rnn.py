@@ -9,10 +9,13 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from src.models.cell_scan import run_stack
 from src.models.dense_exact import dense_exact
+from src.models.weight_init import Init, init_recurrent_weights
 from src.models.within_length import check_lengths
 
 Cell = Literal["lstm", "gru", "rnn"]
 _MODULES = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
+# where variable lengths run the dense kernels exactly; elsewhere (CUDA: cuDNN) they are packed
+DENSE_EXACT_DEVICES = ("cpu",)
 
 
 class RecurrentEncoder(nn.Module):
@@ -22,7 +25,8 @@ class RecurrentEncoder(nn.Module):
     ``pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)`` unpacked again:
     ``output`` ``(N, L, D * H_out)`` with zeros at padded steps and ``h_n``
     ``(num_layers * D, N, H_out)`` taken at each sequence's true end (LSTM: ``(h_n, c_n)``, ``c_n``
-    ``(num_layers * D, N, H_cell)``). On CUDA this is cuDNN's packed kernel. On CPU PyTorch's packed
+    ``(num_layers * D, N, H_cell)``). On CUDA this is cuDNN's packed kernel (no sort when the
+    batch comes longest first, as length-bucketed batches do). On CPU PyTorch's packed
     backward grows with the square of the length, so each layer and direction runs the dense
     (oneDNN) kernel instead: right padding never reaches earlier steps, and the backward direction
     runs on each sequence reversed within its own length; a batch of very unequal lengths is cut
@@ -59,7 +63,7 @@ class RecurrentEncoder(nn.Module):
         dropout: float = 0.0,
         bidirectional: bool = False,
         proj_size: int = 0,
-        init: Literal["default", "xavier_orthogonal"] = "default",
+        init: Init = "default",
         forget_bias: float | None = None,
         learn_initial_state: bool = False,
         implementation: Literal["torch", "handwritten"] = "torch",
@@ -98,29 +102,12 @@ class RecurrentEncoder(nn.Module):
         )
         has_c0 = learn_initial_state and cell == "lstm"
         self.c0 = nn.Parameter(torch.zeros(states, 1, hidden_size)) if has_c0 else None
-        self._init_weights(init, forget_bias)
+        init_recurrent_weights(self.rnn, init, forget_bias)
 
     @property
     def output_size(self) -> int:
         """Features per step of ``output``: ``D * H_out``."""
         return self.num_directions * self.hidden_out
-
-    def _init_weights(self, init: str, forget_bias: float | None) -> None:
-        if init not in ("default", "xavier_orthogonal"):
-            raise ValueError(f"init must be 'default' or 'xavier_orthogonal', got {init!r}")
-        H = self.hidden_size
-        for name, p in self.rnn.named_parameters():
-            if init == "xavier_orthogonal":
-                if name.startswith(("weight_ih", "weight_hr")):
-                    nn.init.xavier_uniform_(p)
-                elif name.startswith("weight_hh"):
-                    for gate in p.data.split(H):  # one (H, H_out) block per gate
-                        nn.init.orthogonal_(gate)
-                else:
-                    nn.init.zeros_(p)
-            if forget_bias is not None and name.startswith("bias"):
-                # gate order i, f, g, o; b_ih + b_hh is the effective bias
-                p.data[H : 2 * H] = forget_bias if name.startswith("bias_ih") else 0.0
 
     def _initial_state(self, n: int, like: Tensor) -> tuple[Tensor, Tensor | None]:
         states = self.num_layers * self.num_directions
@@ -149,26 +136,34 @@ class RecurrentEncoder(nn.Module):
             ``(output, h_n)``, or ``(output, (h_n, c_n))`` for LSTM; shapes as in the class doc.
         """
         self._check_input(x)
-        (n, length), D = x.shape[:2], self.num_directions
+        n, length = x.shape[:2]
         h0, c0 = self._initial_state(n, x)
         hx = (h0, c0) if self.cell == "lstm" else h0
         if self.implementation == "handwritten":
             return self._handwritten(x, lengths, hx, record_gates=False)[:2]
         if lengths is not None:
-            lengths = check_lengths(lengths, n, length)
+            # the host copy is what packing reads (one device sync when lengths live on a GPU)
+            lengths = check_lengths(torch.as_tensor(lengths).cpu(), n, length)
             if bool((lengths != length).any()):
-                if x.device.type == "cpu":
-                    params = [self._layer_params(k // D, k % D) for k in range(len(h0))]
-                    dropout = self.dropout if self.num_layers > 1 else 0.0
-                    args = (dropout, self.training, need_cell_state)
-                    output, h_n, c_n = dense_exact(self.cell, params, D, x, lengths, h0, c0, *args)
-                    return (output, (h_n, c_n)) if self.cell == "lstm" else (output, h_n)
-                packed = pack_padded_sequence(
-                    x, lengths.cpu(), batch_first=True, enforce_sorted=False
-                )
-                out, state = self.rnn(packed, hx)
-                return pad_packed_sequence(out, batch_first=True, total_length=length)[0], state
+                if x.device.type in DENSE_EXACT_DEVICES:
+                    return self._dense_exact(x, lengths, h0, c0, need_cell_state)
+                return self._packed(x, lengths, hx)
         return self.rnn(x, hx)
+
+    def _dense_exact(self, x, lengths, h0, c0, need_cell_state: bool):
+        D = self.num_directions
+        params = [self._layer_params(k // D, k % D) for k in range(len(h0))]
+        dropout = self.dropout if self.num_layers > 1 else 0.0
+        args = (dropout, self.training, need_cell_state)
+        output, h_n, c_n = dense_exact(self.cell, params, D, x, lengths, h0, c0, *args)
+        return (output, (h_n, c_n)) if self.cell == "lstm" else (output, h_n)
+
+    def _packed(self, x: Tensor, lengths: Tensor, hx):
+        # length-bucketed batches come longest first: then packing needs no sort (no gathers)
+        descending = bool((lengths[:-1] >= lengths[1:]).all())
+        packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=descending)
+        out, state = self.rnn(packed, hx)
+        return pad_packed_sequence(out, batch_first=True, total_length=x.size(1))[0], state
 
     def gates(self, x: Tensor, lengths: Tensor | None = None) -> dict[str, Tensor]:
         """Gate activations per step, from the hand-written cells on this encoder's parameters.
