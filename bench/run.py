@@ -2,7 +2,8 @@
 
 python -m bench.run [--quick] [--data-dir data/imdb] [--only rnn,overhead,data,cells,inference,gpu]
 
-Each benchmark runs in a fresh process, so its ``peak_rss_mb`` is its own.
+Each benchmark runs in a fresh process, so its ``peak_rss_mb`` is its own; the processes are
+forked from a server that has imported the packages once (spawned where fork is unavailable).
 """
 
 import argparse
@@ -15,14 +16,14 @@ from pathlib import Path
 from bench import bench_cells, bench_data, bench_gpu, bench_inference, bench_overhead, bench_rnn
 from bench.common import machine, peak_rss_mb
 from bench.report import markdown, summary
-from src.runtime import retain_freed_memory
+from src.runtime import apply_cpu_settings
 
 RESULTS = Path(__file__).parent / "results"
 BENCHMARKS = ("rnn", "overhead", "data", "cells", "inference", "gpu")
 
 
 def _run_one(name: str, quick: bool, data_dir: str) -> dict:
-    retain_freed_memory()  # as the CLI does
+    apply_cpu_settings()  # as the CLI does
     runners = {
         "rnn": lambda: bench_rnn.run(quick),
         "overhead": lambda: bench_overhead.run(quick),
@@ -47,6 +48,10 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     suffix = "-quick" if args.quick else ""
     results = {}
+    fork = "forkserver" in multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("forkserver" if fork else "spawn")
+    if fork:  # no torch op has run in the server: each child starts without threads
+        context.set_forkserver_preload(["bench.run"])
     for name in args.only.split(","):
         if name not in BENCHMARKS:
             cli.error(f"unknown benchmark {name!r}; pick from {','.join(BENCHMARKS)}")
@@ -54,8 +59,7 @@ def main() -> None:
         if name == "data" and not Path(args.data_dir).exists():
             results[name] = {"skipped": f"no IMDB copy at {args.data_dir} (--data-dir)"}
         else:
-            spawn = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(1, mp_context=spawn) as pool:
+            with ProcessPoolExecutor(1, mp_context=context) as pool:
                 results[name] = pool.submit(_run_one, name, args.quick, args.data_dir).result()
         results[name]["bench_wall_s"] = time.perf_counter() - start
         (out / f"{name}{suffix}.json").write_text(json.dumps(results[name], indent=2))

@@ -2,7 +2,7 @@
 
 from lightning.pytorch.cli import LightningCLI
 
-from src.runtime import retain_freed_memory
+from src.runtime import apply_cpu_settings
 
 # (datamodule attribute, network / task argument): sizes known only once the data is prepared,
 # and the data's training mode (stateful streams).
@@ -38,7 +38,7 @@ class SeqLabCLI(LightningCLI):
 
 def main(args: list[str] | None = None, run: bool = True) -> SeqLabCLI:
     """Entry point; ``args``/``run`` let tests drive the CLI in-process."""
-    retain_freed_memory()  # large CPU tensors reuse the heap instead of fresh zeroed pages
+    apply_cpu_settings()  # heap reuse and no subnormal floats, before any thread pool starts
     return SeqLabCLI(
         subclass_mode_model=True,
         subclass_mode_data=True,

@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 
 from src.models.char_rnn import CharRNN
+from src.runtime import apply_cpu_settings
 from src.tasks.language_model import LanguageModelTask
 
 
@@ -40,6 +41,7 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--top_k", type=int, default=None, help="sample among the k most likely")
     parser.add_argument("--seed", type=int, default=None, help="seed for reproducible samples")
     args = parser.parse_args(argv)
+    apply_cpu_settings()
     task = load_language_model(args.ckpt_path)
     text = task.generate(args.prompt, args.length, args.temperature, args.top_k, args.seed)
     print(text)

@@ -43,3 +43,37 @@ def test_freed_blocks_are_reused_without_page_faults():
         False,
         pytest.approx(default_faults, rel=0.5),
     )
+
+
+SUBNORMAL_PROBE = """
+import sys, torch
+from src.runtime import flush_denormals
+if sys.argv[1] == "late":
+    torch.ones(1 << 20) * 2.0  # a parallel op first: the intra-op threads exist before the flag
+applied = flush_denormals() if sys.argv[1] != "default" else False
+tiny = torch.ones(1 << 20, dtype=torch.int32).view(torch.float32)  # 1.4e-45 each, subnormal
+print(applied, torch.get_num_threads(), int(((tiny * 2.0) != 0).sum()))  # a parallel op
+"""
+
+
+def _subnormal_probe(mode: str, **env) -> tuple[bool, int, int]:
+    run = subprocess.run(
+        [sys.executable, "-c", SUBNORMAL_PROBE, mode],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PATH": "/usr/bin:/bin", **env},
+    )
+    applied, threads, nonzero = run.stdout.split()
+    return applied == "True", int(threads), int(nonzero)
+
+
+@pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="x86's FTZ/DAZ flag")
+def test_subnormals_flush_to_zero_in_every_thread_when_set_first():
+    assert _subnormal_probe("default") == (False, pytest.approx(1, abs=1e9), 1 << 20)
+    applied, threads, nonzero = _subnormal_probe("first")
+    assert applied and nonzero == 0  # the worker threads inherited the flag
+    applied, _, late_nonzero = _subnormal_probe("late")
+    if threads > 1:  # set after the pool started, it reaches the calling thread only
+        assert applied and 0 < late_nonzero < 1 << 20
+    assert _subnormal_probe("first", SEQLAB_FLUSH_DENORMAL="0")[::2] == (False, 1 << 20)
