@@ -20,11 +20,16 @@ def timed(fn: Callable[[], object], repeats: int, warmup: int = 1) -> dict:
         start = time.perf_counter()
         fn()
         times.append(time.perf_counter() - start)
+    return spread(times)
+
+
+def spread(times: list[float], unit: str = "s") -> dict:
+    """``median_<unit>``, ``min_<unit>``, ``max_<unit>`` and ``n`` of ``times``."""
     return {
-        "median_s": statistics.median(times),
-        "min_s": min(times),
-        "max_s": max(times),
-        "n": repeats,
+        f"median_{unit}": statistics.median(times),
+        f"min_{unit}": min(times),
+        f"max_{unit}": max(times),
+        "n": len(times),
     }
 
 

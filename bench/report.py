@@ -32,6 +32,7 @@ def summary(results: dict, machine: dict) -> dict:
             results, "overhead", "imdb_bilstm_step", "outside_compute_ms_per_step"
         ),
         "bilstm_train_peak_fraction": _get(rnn, "bucketed", "peak_fraction"),
+        "bilstm_train_peak_fraction_range": _get(rnn, "bucketed", "peak_fraction_range"),
         "bilstm_train_peak_fraction_default_malloc": _get(
             rnn, "bucketed_default_malloc", "peak_fraction"
         ),
@@ -84,6 +85,11 @@ def _fmt(value, spec: str = ".3g") -> str:
     return "n/a" if value is None else format(value, spec)
 
 
+def _range(head: dict, key: str) -> str:
+    low_high = head.get(f"{key}_range")
+    return "" if low_high is None else f" ({low_high[0]:.1%}-{low_high[1]:.1%})"
+
+
 def _spread(t: dict) -> str:
     return f"{t['median_s']:.3f} s ({t['min_s']:.3f}-{t['max_s']:.3f}, n={t['n']})"
 
@@ -99,8 +105,8 @@ def markdown(head: dict, results: dict) -> str:
         ),
         ("fp32 torch.matmul alone", f"{_fmt(h['torch_matmul_gflops'], '.1f')} GFLOP/s"),
         (
-            "BiLSTM training, bucketed batches: share of matmul peak",
-            _fmt(h["bilstm_train_peak_fraction"], ".1%"),
+            "BiLSTM training, bucketed batches: share of matmul peak (per epoch: median, range)",
+            _fmt(h["bilstm_train_peak_fraction"], ".1%") + _range(h, "bilstm_train_peak_fraction"),
         ),
         (
             "... the same loop with glibc's default allocator (no retain_freed_memory)",

@@ -49,6 +49,8 @@ def test_bench_quick_writes_json_and_markdown(tmp_path):
     )  # a figure, not a timing assertion
     assert summary["bilstm_max_abs_diff_vs_packed"] < 1e-5
     assert summary["cells_gru_compiled_vs_nn_gru"] > 0  # the GRU comparison ran
+    low, high = summary["bilstm_train_peak_fraction_range"]  # one share per epoch, paired peaks
+    assert 0 < low <= summary["bilstm_train_peak_fraction"] <= high
     overhead = json.loads((tmp_path / "overhead-quick.json").read_text())["imdb_bilstm_step"]
     assert 0 < overhead["compute_share_plain"] <= 1  # the arithmetic clocks ran inside the steps
     for name in ("rnn", "overhead", "data", "cells", "inference"):
