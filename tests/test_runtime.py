@@ -1,4 +1,4 @@
-"""retain_freed_memory: large CPU tensors reuse glibc's heap instead of faulting in fresh pages."""
+"""src.runtime's CPU settings: glibc heap reuse (no page faults), subnormals flushed to zero."""
 
 import platform
 import subprocess
@@ -19,15 +19,20 @@ print(applied, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 """
 
 
-def _probe(mode: str, **env) -> tuple[bool, int]:
+def _run(probe: str, mode: str, env: dict) -> list[str]:
+    """``probe`` in a fresh interpreter (its own glibc heap and thread pool); its printed words."""
     run = subprocess.run(
-        [sys.executable, "-c", PROBE, mode],
+        [sys.executable, "-c", probe, mode],
         capture_output=True,
         text=True,
         check=True,
         env={"PATH": "/usr/bin:/bin", **env},
     )
-    applied, faults = run.stdout.split()
+    return run.stdout.split()
+
+
+def _probe(mode: str, **env) -> tuple[bool, int]:
+    applied, faults = _run(PROBE, mode, env)
     return applied == "True", int(faults)
 
 
@@ -57,14 +62,7 @@ print(applied, torch.get_num_threads(), int(((tiny * 2.0) != 0).sum()))  # a par
 
 
 def _subnormal_probe(mode: str, **env) -> tuple[bool, int, int]:
-    run = subprocess.run(
-        [sys.executable, "-c", SUBNORMAL_PROBE, mode],
-        capture_output=True,
-        text=True,
-        check=True,
-        env={"PATH": "/usr/bin:/bin", **env},
-    )
-    applied, threads, nonzero = run.stdout.split()
+    applied, threads, nonzero = _run(SUBNORMAL_PROBE, mode, env)
     return applied == "True", int(threads), int(nonzero)
 
 
