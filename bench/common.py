@@ -23,12 +23,12 @@ def timed(fn: Callable[[], object], repeats: int, warmup: int = 1) -> dict:
     return spread(times)
 
 
-def spread(times: list[float], unit: str = "s") -> dict:
-    """``median_<unit>``, ``min_<unit>``, ``max_<unit>`` and ``n`` of ``times``."""
+def spread(times: list[float]) -> dict:
+    """Median / min / max seconds and the count of ``times``."""
     return {
-        f"median_{unit}": statistics.median(times),
-        f"min_{unit}": min(times),
-        f"max_{unit}": max(times),
+        "median_s": statistics.median(times),
+        "min_s": min(times),
+        "max_s": max(times),
         "n": len(times),
     }
 
