@@ -11,7 +11,7 @@ from src.models.bptt_kernels import run_kernel
 from src.models.cells import GRU_GATES, LSTM_GATES, gru_step, lstm_step
 from src.models.gru_bptt import gru_direction
 from src.models.lstm_bptt import lstm_direction
-from src.models.within_length import check_lengths
+from src.models.within_length import check_lengths, pad_steps
 
 GATES = {"lstm": LSTM_GATES, "gru": GRU_GATES, "rnn": ()}
 CHUNKS = {"lstm": 4, "gru": 3, "rnn": 1}
@@ -185,7 +185,7 @@ def _stack(
         inp = torch.cat(outs, -1) if dirs > 1 else outs[0]  # (N, L', D * H), zeros at padding
         if training and dropout > 0 and layer < num_layers - 1:
             inp = F.dropout(inp, dropout, training=True)
-    output = F.pad(inp, (0, 0, 0, total - steps))  # back to (N, L, D * H)
+    output = pad_steps(inp, total)  # back to (N, L, D * H)
     state = (torch.stack(h_n), torch.stack(c_n)) if cell == "lstm" else torch.stack(h_n)
     if not record:
         return output, state, None

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from src.models.gru_bptt import GRULayer
-from src.models.within_length import Reverse, reversal
+from src.models.within_length import Reverse, pad_steps, reversal
 
 
 def _dense(kernel: Callable) -> Callable:
@@ -154,7 +154,7 @@ def _stack(cell, params, num_directions, x, lengths, h0, c0, dropout, training, 
         inp = torch.cat(outs, -1)
         if training and dropout > 0 and layer < num_layers - 1:
             inp = F.dropout(inp, dropout, training=True)
-    output = F.pad(inp * valid, (0, 0, 0, total - steps))  # (N, L, D * H_out), zero padding
+    output = pad_steps(inp * valid, total)  # (N, L, D * H_out), zero padding
     return output, torch.stack(h_n), torch.stack(c_n) if c_n else None
 
 

@@ -4,6 +4,7 @@ semantics from a layer that runs every step densely (as ``pack_padded_sequence``
 from collections.abc import Callable
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 
@@ -18,6 +19,12 @@ def check_lengths(lengths, n: int, length: int) -> Tensor:
             f" max {int(lengths.max())}: drop empty sequences before the encoder"
         )
     return lengths.long()
+
+
+def pad_steps(t: Tensor, total: int) -> Tensor:
+    """``t`` ``(N, L', ...)`` zero-padded along steps to ``(N, total, ...)``; ``t`` itself when
+    ``L' == total`` (``F.pad`` would copy it)."""
+    return t if t.size(1) == total else F.pad(t, (0, 0) * (t.dim() - 2) + (0, total - t.size(1)))
 
 
 def reversal(lengths: Tensor, steps: int) -> Tensor:
