@@ -22,9 +22,9 @@ def check_lengths(lengths, n: int, length: int) -> Tensor:
 
 
 def pad_steps(t: Tensor, total: int) -> Tensor:
-    """``t`` ``(N, L', ...)`` zero-padded along steps to ``(N, total, ...)``; ``t`` itself when
-    ``L' == total`` (``F.pad`` would copy it)."""
-    return t if t.size(1) == total else F.pad(t, (0, 0) * (t.dim() - 2) + (0, total - t.size(1)))
+    """``t`` ``(N, L', H)`` zero-padded to ``(N, total, H)``; ``t`` itself when ``L' == total``
+    (``F.pad`` would copy it)."""
+    return t if t.size(1) == total else F.pad(t, (0, 0, 0, total - t.size(1)))
 
 
 def reversal(lengths: Tensor, steps: int) -> Tensor:
