@@ -16,7 +16,7 @@ import time
 import torch
 from torch import nn
 
-from bench.common import lstm_flops_per_token, machine, timed
+from bench.common import lstm_flops_per_token, machine, ratios, spread, timed_rounds
 from src.models.handwritten_rnn import HandwrittenRNN
 
 
@@ -66,20 +66,27 @@ def _compare(cell: str, n: int, length: int, input_size: int, hidden: int, repea
     hand.compiled = True
     outputs["compiled"] = step(hand)  # compiles (or warns and falls back to eager)
     report["compile_s"] = time.perf_counter() - start
-    for name, module, compiled in [
-        (base_name, ref, False),
-        ("handwritten_eager", hand, False),
-        ("handwritten_compiled", hand, True),
-    ]:
+    variants = {
+        base_name: (ref, False),
+        "handwritten_eager": (hand, False),
+        "handwritten_compiled": (hand, True),
+    }
+
+    def run(module: nn.Module, compiled: bool) -> torch.Tensor:
         hand.compiled = compiled
-        outputs.setdefault(name, step(module))
-        report[name] = timed(lambda m=module: step(m), repeats)
+        return step(module)
+
+    for name, (module, compiled) in variants.items():
+        outputs.setdefault(name, run(module, compiled))
+    times = timed_rounds(  # in turn, round by round: the ratios cancel the machine's drift
+        {name: lambda v=v: run(*v) for name, v in variants.items()}, repeats, warmup=0
+    )
     flops = 3 * lstm_flops_per_token(input_size, hidden, 1, 1) * n * length
     flops *= 3 / 4 if cell == "gru" else 1
-    base = report[base_name]["median_s"]
-    for name in (base_name, "handwritten_eager", "handwritten_compiled"):
+    for name in variants:
+        report[name] = spread(times[name])
         report[name]["gflops"] = flops / report[name]["median_s"] / 1e9
-        report[name][f"time_vs_{base_name}"] = report[name]["median_s"] / base
+        report[name][f"time_vs_{base_name}"] = ratios(times[name], times[base_name])["median"]
     report[f"max_abs_diff_vs_{base_name}"] = {
         name: float((outputs[name] - outputs[base_name]).abs().max())
         for name in ("handwritten_eager", "compiled")

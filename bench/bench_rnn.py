@@ -3,9 +3,10 @@
     python -m bench.bench_rnn [--quick]
 
 IMDB-like lengths (log-normal, median ~230, clamped 16..512), batch 64, BiLSTM 2 x 256 on
-128-wide inputs: forward + backward times, exactness against the packed result, and GFLOP/s on
-real tokens next to a large fp32 matmul measured in the same run (for the bucketed training loop,
-around each of its timed epochs). That loop runs twice: in this process (with
+128-wide inputs: forward + backward times (the variants run in turn, round by round, and the
+speed-up is the median of the rounds' ratios), exactness against the packed result, and GFLOP/s
+on real tokens next to a large fp32 matmul measured in the same run (for the bucketed training
+loop, around each of its timed epochs). That loop runs twice: in this process (with
 :func:`src.runtime.retain_freed_memory`, as ``bench.run`` and the CLI set it) and in a fresh
 process with glibc's default allocator.
 """
@@ -21,7 +22,14 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from bench.common import lstm_flops_per_token, machine, matmul_gflops, spread, timed
+from bench.common import (
+    lstm_flops_per_token,
+    machine,
+    matmul_gflops,
+    ratios,
+    spread,
+    timed_rounds,
+)
 from src.data.sampler import BucketBatchSampler
 from src.models.rnn import RecurrentEncoder
 from src.runtime import flush_denormals
@@ -69,8 +77,10 @@ def compare_one_batch(cell: str, bidirectional: bool, lengths, args, with_packed
         variants["encoder_with_c_n"] = with_c_n
     if with_packed:
         variants["packed"] = packed
-    for name, run in variants.items():
-        results[name] = timed(lambda run=run: _fwd_bwd(run), args.repeats)
+    times = timed_rounds(
+        {name: lambda run=run: _fwd_bwd(run) for name, run in variants.items()}, args.repeats
+    )
+    results.update({name: spread(t) for name, t in times.items()})
     if with_packed:
         with torch.no_grad():
             out, state = enc(x, lengths)
@@ -83,9 +93,9 @@ def compare_one_batch(cell: str, bidirectional: bool, lengths, args, with_packed
             results["max_abs_diff"] = max(
                 float((a - b).abs().max()) for a, b in zip(got, want, strict=True)
             )
-        results["speedup_vs_packed"] = (
-            results["packed"]["median_s"] / results["encoder"]["median_s"]
-        )
+        speedup = ratios(times["packed"], times["encoder"])  # round by round
+        results["speedup_vs_packed"] = speedup["median"]
+        results["speedup_vs_packed_range"] = speedup["range"]
     dirs = 2 if bidirectional else 1
     flops = 3 * lstm_flops_per_token(args.input_size, args.hidden_size, args.num_layers, dirs)
     flops = flops * (3 / 4 if cell == "gru" else 1.0) * int(lengths.sum())

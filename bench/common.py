@@ -23,6 +23,33 @@ def timed(fn: Callable[[], object], repeats: int, warmup: int = 1) -> dict:
     return spread(times)
 
 
+def timed_rounds(
+    fns: dict[str, Callable[[], object]], repeats: int, warmup: int = 1
+) -> dict[str, list[float]]:
+    """Seconds of every function in ``fns`` over ``repeats`` rounds, each round running them once
+    in turn, after ``warmup`` such rounds.
+
+    The machine's speed drifts by tens of percent within minutes; run in turn, every variant sees
+    the same drift, and the ratio of two variants taken round by round (:func:`ratios`) cancels it.
+    """
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
+def ratios(numerator: list[float], denominator: list[float]) -> dict:
+    """Median and range of the round-by-round ratios of two :func:`timed_rounds` series."""
+    values = [a / b for a, b in zip(numerator, denominator, strict=True)]
+    return {"median": statistics.median(values), "range": [min(values), max(values)]}
+
+
 def spread(times: list[float]) -> dict:
     """Median / min / max seconds and the count of ``times``."""
     return {

@@ -89,3 +89,20 @@ def test_gpu_bench_code_runs_on_cpu(tmp_path, monkeypatch):
     assert head["gpu_seeds_test_acc"] == report["seeds"]["test_acc"]
     assert "| GPU IMDB BiLSTM epoch" in markdown(head, {"gpu": as_gpu})
     assert "gpu_imdb_epoch_s" not in summary({"gpu": report}, report["machine"])  # ran on CPU
+
+
+def test_timed_rounds_runs_the_variants_in_turn_and_ratios_pair_them():
+    from bench.common import ratios, timed_rounds
+
+    calls = []
+    times = timed_rounds({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, 3)
+    assert calls == ["a", "b"] * 4  # one warm-up round, then three timed rounds in turn
+    assert [len(t) for t in times.values()] == [3, 3] and all(v >= 0 for v in times["a"])
+    # pairs round by round: a drift that slows both variants alike leaves each ratio at 2
+    assert ratios([2.0, 4.0, 8.0], [1.0, 2.0, 4.0]) == {"median": 2.0, "range": [2.0, 2.0]}
+    assert ratios([3.0, 2.0, 1.0], [1.0, 1.0, 1.0]) == {"median": 2.0, "range": [1.0, 3.0]}
+    from bench.report import markdown, summary
+
+    head = summary({}, {"cpu": "test", "cores": 2})  # every figure n/a
+    head |= {"bilstm_speedup_vs_packed": 12.0, "bilstm_speedup_vs_packed_range": [10.04, 14.0]}
+    assert "| 12.0x (10.0-14.0x) |" in markdown(head, {})
