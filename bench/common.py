@@ -13,14 +13,7 @@ import torch.utils.mkldnn
 
 def timed(fn: Callable[[], object], repeats: int, warmup: int = 1) -> dict:
     """Median / min / max seconds of ``fn`` over ``repeats`` runs after ``warmup`` runs."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return spread(times)
+    return spread(timed_rounds({"fn": fn}, repeats, warmup)["fn"])
 
 
 def timed_rounds(
