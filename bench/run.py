@@ -51,7 +51,9 @@ def main() -> None:
     fork = "forkserver" in multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("forkserver" if fork else "spawn")
     if fork:  # no torch op has run in the server: each child starts without threads
-        context.set_forkserver_preload(["bench.run"])
+        # the benchmarks' modules, not this one: a child runs this module afresh as its main
+        # (as ``__mp_main__``), and finding it imported already would make runpy warn
+        context.set_forkserver_preload([f"bench.bench_{name}" for name in BENCHMARKS])
     for name in args.only.split(","):
         if name not in BENCHMARKS:
             cli.error(f"unknown benchmark {name!r}; pick from {','.join(BENCHMARKS)}")

@@ -42,6 +42,7 @@ def test_bench_quick_writes_json_and_markdown(tmp_path):
         timeout=600,
     )
     assert run.returncode == 0, run.stderr[-3000:]
+    assert "found in sys.modules" not in run.stderr  # children import bench.run once, cleanly
     summary = json.loads((tmp_path / "summary-quick.json").read_text())
     assert summary.keys() >= KEYS
     assert (
