@@ -11,16 +11,17 @@
 Both train the same number of epochs; the figure is the last epoch's training time (the first
 pays for cuDNN's plans and the CUDA context), then test accuracy after those epochs. Also the
 bf16 / tf32 matmul references and the cuDNN BiLSTM 2 x 256 training step on IMDB-like lengths
-(packed vs padded, fp32 vs bf16 autocast, batch 64 and 256), with ``max_memory_allocated``.
-Without CUDA it reports ``skipped``; ``--device cpu`` runs the same code (the tests do, tiny).
+(``nn.LSTM`` packed vs padded and ``RecurrentEncoder``'s exact path by cuDNN's packed kernel vs
+by its dense kernel, random and bucketed batches, fp32 vs bf16 autocast, batch 64 and 256), with
+``max_memory_allocated``. ``SEQLAB_DENSE_EXACT_DEVICES=cpu,cuda`` before the command trains the
+project's recipe on the dense exact path. Without CUDA it reports ``skipped``; ``--device cpu``
+runs the same code (the tests do, tiny).
 """
 
 import argparse
 import json
 import tempfile
 import time
-from contextlib import nullcontext
-from functools import partial
 from pathlib import Path
 
 import torch
@@ -28,12 +29,13 @@ import torch.nn.functional as F
 import yaml
 from lightning.pytorch.callbacks import Callback
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+from torch.nn.utils.rnn import pack_padded_sequence
 
-from bench.bench_rnn import _batch, imdb_like_lengths
-from bench.common import lstm_flops_per_token, machine, timed
+from bench.common import machine
+from bench.gpu_steps import cudnn_steps, matmul_tflops, peak_mb, reset_peak, sync
 from src.cli import main as cli_main
 from src.data.imdb import IMDBDataModule
+from src.models import rnn as rnn_module
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -54,20 +56,6 @@ class SeedsBiLSTM(nn.Module):
         return self.out(torch.cat([h_n[-2], h_n[-1]], 1))
 
 
-def _sync(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-
-
-def _peak_mb(device: str) -> float | None:
-    return torch.cuda.max_memory_allocated() / 2**20 if device.startswith("cuda") else None
-
-
-def _reset_peak(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.reset_peak_memory_stats()
-
-
 def seeds_recipe(data_dir: str, cache_dir: str, epochs: int, device: str) -> dict:
     """Trains the seeds' model for ``epochs``; each epoch's training seconds, test accuracy."""
     torch.manual_seed(0)
@@ -76,7 +64,7 @@ def seeds_recipe(data_dir: str, cache_dir: str, epochs: int, device: str) -> dic
     dm.setup("fit")
     model = SeedsBiLSTM(dm.vocab_size).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    _reset_peak(device)
+    reset_peak(device)
     epoch_s, reviews = [], 0
     for _ in range(epochs):
         model.train()
@@ -88,7 +76,7 @@ def seeds_recipe(data_dir: str, cache_dir: str, epochs: int, device: str) -> dic
             loss.backward()
             opt.step()
             reviews += len(labels)
-        _sync(device)
+        sync(device)
         epoch_s.append(time.perf_counter() - start)
     dm.setup("test")
     model.eval()
@@ -102,7 +90,7 @@ def seeds_recipe(data_dir: str, cache_dir: str, epochs: int, device: str) -> dic
         "epoch_s": epoch_s,
         "reviews_per_s": reviews / epoch_s[-1],
         "test_acc": correct / total,
-        "max_memory_allocated_mb": _peak_mb(device),
+        "max_memory_allocated_mb": peak_mb(device),
     }
 
 
@@ -118,7 +106,7 @@ class _TrainClock(Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         self.count += len(batch["labels"])
         if batch_idx == trainer.num_training_batches - 1:
-            _sync(str(pl_module.device))
+            sync(str(pl_module.device))
             self.epoch_s.append(time.perf_counter() - self.start)
             self.reviews.append(self.count)
 
@@ -142,75 +130,19 @@ def project_recipe(
     cli = cli_main(["--config", str(config), *presets, *extra], run=False)
     clock = _TrainClock()
     cli.trainer.callbacks.append(clock)
-    _reset_peak(device)
+    reset_peak(device)
     cli.trainer.fit(cli.model, cli.datamodule)
     tested = cli.trainer.test(cli.model, cli.datamodule, ckpt_path="best", verbose=False)
     return {
         "args": extra,
         "batch_size": cli.datamodule.hparams.batch_size,
         "precision": str(cli.trainer.precision),
+        "dense_exact_devices": list(rnn_module.DENSE_EXACT_DEVICES),
         "epoch_s": clock.epoch_s,
         "reviews_per_s": clock.reviews[-1] / clock.epoch_s[-1],
         "test_acc": tested[0]["test/acc"],
-        "max_memory_allocated_mb": _peak_mb(device),
+        "max_memory_allocated_mb": peak_mb(device),
     }
-
-
-def _cudnn_step(rnn, x, lengths, layout: str, bf16: bool, device: str) -> None:
-    """One forward + backward of ``rnn`` on ``x`` ``(N, L, H_in)``, packed or padded."""
-    autocast = torch.autocast(device.split(":")[0], torch.bfloat16) if bf16 else nullcontext()
-    with autocast:
-        if layout == "packed":
-            p = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
-            out = pad_packed_sequence(rnn(p)[0], batch_first=True)[0]
-        else:
-            out = rnn(x)[0]
-    out.float().pow(2).mean().backward()
-    _sync(device)
-
-
-def cudnn_steps(device: str, quick: bool) -> list[dict]:
-    """BiLSTM 2 x 256 (input 128) fwd + bwd on IMDB-like lengths: packed vs padded, fp32/bf16."""
-    rows = []
-    hidden, layers, repeats = (32, 1, 2) if quick else (256, 2, 5)
-    rnn = nn.LSTM(128, hidden, layers, batch_first=True, bidirectional=True).to(device)
-    for n in (16,) if quick else (64, 256):
-        lengths = imdb_like_lengths(n, scale=0.25 if quick else 1.0)
-        x = _batch(lengths, 128).to(device)
-        tokens = int(lengths.sum())
-        flops = 3 * lstm_flops_per_token(128, hidden, layers, 2) * tokens
-        for dtype in ("fp32", "bf16"):
-            for layout in ("packed", "padded"):
-                step = partial(_cudnn_step, rnn, x, lengths, layout, dtype == "bf16", device)
-                _reset_peak(device)
-                t = timed(step, repeats)
-                rows.append(
-                    {
-                        "batch": n,
-                        "dtype": dtype,
-                        "layout": layout,
-                        **t,
-                        "real_tokens_per_s": tokens / t["median_s"],
-                        "tflops_real_tokens": flops / t["median_s"] / 1e12,
-                        "max_memory_allocated_mb": _peak_mb(device),
-                    }
-                )
-    return rows
-
-
-def matmul_tflops(device: str, size: int = 8192) -> dict:
-    """Large square matmul TFLOP/s in bf16 and in fp32 with TF32 on: the GPU's reference."""
-    out = {}
-    for name, dtype, tf32 in (("bf16", torch.bfloat16, False), ("tf32", torch.float32, True)):
-        a, b = (torch.randn(size, size, device=device, dtype=dtype) for _ in range(2))
-        previous = torch.backends.cuda.matmul.allow_tf32
-        torch.backends.cuda.matmul.allow_tf32 = tf32
-        try:
-            t = timed(lambda a=a, b=b: (a @ b, _sync(device)), 5)
-        finally:
-            torch.backends.cuda.matmul.allow_tf32 = previous
-        out[name] = 2 * size**3 / t["median_s"] / 1e12
-    return out
 
 
 def run(

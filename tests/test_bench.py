@@ -76,9 +76,16 @@ def test_gpu_bench_code_runs_on_cpu(tmp_path, monkeypatch):
         assert 0 <= report[recipe]["test_acc"] <= 1
     assert report["project"]["args"] == extra
     steps = report["cudnn_steps"]
-    assert {(r["dtype"], r["layout"]) for r in steps} == {
-        (d, lay) for d in ("fp32", "bf16") for lay in ("packed", "padded")
+    assert [r for r in steps if "error" in r or "exact_dense_error" in r] == []
+    assert {(r["lengths"], r["dtype"], r["layout"]) for r in steps} == {
+        (k, d, lay)
+        for k in ("random", "bucketed")
+        for d in ("fp32", "bf16")
+        for lay in ("packed", "padded", "exact_packed", "exact_dense")
     }
+    for row in steps:  # the encoder's two exact paths agree; bucketed batches are mostly real
+        assert row["exact_dense_vs_packed_max_abs_diff"] < 1e-5
+        assert row["real_token_share"] > (0.8 if row["lengths"] == "bucketed" else 0)
     assert all(r["real_tokens_per_s"] > 0 for r in steps)
     assert report["matmul_tflops"]["bf16"] > 0 and report["epoch_speedup_vs_seeds"] > 0
     # as if it had run on a GPU: the gpu_* summary keys and the table's GPU rows
@@ -88,7 +95,9 @@ def test_gpu_bench_code_runs_on_cpu(tmp_path, monkeypatch):
     head = summary({"gpu": as_gpu}, as_gpu["machine"])
     assert head["gpu_imdb_epoch_s"] == report["project"]["epoch_s"][-1]
     assert head["gpu_seeds_test_acc"] == report["seeds"]["test_acc"]
-    assert "| GPU IMDB BiLSTM epoch" in markdown(head, {"gpu": as_gpu})
+    table = markdown(head, {"gpu": as_gpu})
+    assert "| GPU IMDB BiLSTM epoch" in table
+    assert "| 16, bucketed, bf16 | " in table and "failed" not in table  # the step table
     assert "gpu_imdb_epoch_s" not in summary({"gpu": report}, report["machine"])  # ran on CPU
 
 

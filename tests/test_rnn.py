@@ -1,6 +1,9 @@
 """RecurrentEncoder equals PyTorch's packed result, forward and backward."""
 
 import itertools
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -125,13 +128,17 @@ def test_length_groups_cover_the_batch_and_pay_only_when_lengths_differ():
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
-def test_length_groups_keep_packed_results(cell):
-    from src.models.dense_exact import length_groups
+@pytest.mark.parametrize("grouped", [True, False])
+def test_length_groups_keep_packed_results(monkeypatch, cell, grouped):
+    """Cut into length groups (CPU) or run as one padded group (what GPUs do): packed results."""
+    from src.models import dense_exact
 
+    if not grouped:
+        monkeypatch.setattr(dense_exact, "LENGTH_GROUP_DEVICES", ())
     torch.manual_seed(5)
     enc = RecurrentEncoder(3, 4, cell, 2, bidirectional=True, learn_initial_state=True).double()
     lengths = torch.tensor([2, 30, 1, 29, 3, 30, 2, 28] * 3)
-    assert len(length_groups(lengths)) > 1
+    assert len(dense_exact.length_groups(lengths)) > 1
     x = torch.randn(24, 30, 3, dtype=torch.double, requires_grad=True)
     out, state = enc(x, lengths)
     module, ref_out, ref_state = _reference(enc, x, lengths)
@@ -180,3 +187,10 @@ def test_packed_path_equals_dense_path(monkeypatch, cell, lengths):
     assert sorted_flags == [bool((lengths[:-1] >= lengths[1:]).all())]
     for got, want in zip([*packed[0], *packed[1]], [*dense[0], *dense[1]], strict=True):
         torch.testing.assert_close(got, want, atol=1e-10, rtol=1e-10)
+
+
+def test_dense_exact_devices_come_from_the_environment():
+    probe = "from src.models import rnn; print(','.join(rnn.DENSE_EXACT_DEVICES))"
+    env = {**os.environ, "SEQLAB_DENSE_EXACT_DEVICES": "cpu,cuda"}
+    run = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True)
+    assert run.stdout.strip() == "cpu,cuda", run.stderr[-2000:]

@@ -36,7 +36,7 @@ _TORCH_GRU = _dense(torch.gru)
 
 
 def _gru(x: Tensor, h0: Tensor, params: list[Tensor], training: bool) -> Tensor:
-    if h0.size(-1) < HANDWRITTEN_GRU_MIN_HIDDEN:
+    if h0.size(-1) < HANDWRITTEN_GRU_MIN_HIDDEN or h0.device.type != "cpu":  # GPU: cuDNN's
         return _TORCH_GRU(x, h0, params, training)
     return GRULayer.apply(x, h0[0], *params, False)  # same results, its own backward
 
@@ -46,6 +46,9 @@ KERNELS = {"lstm": _dense(torch.lstm), "gru": _gru, "rnn": _dense(torch.rnn_tanh
 # extra group (one more pass over its steps) against the padding it saves; measured on the
 # IMDB-like batch of bench/bench_rnn.py (2 cores: 4 to 8 are the fastest, 1.5x over no groups).
 STEP_OVERHEAD_ROWS = 8
+# Devices whose batches are cut into length groups. That cost model is the CPU's: on a GPU a step
+# costs about the same for any number of rows, so another pass over a group's steps never pays.
+LENGTH_GROUP_DEVICES = ("cpu",)
 
 
 def length_groups(lengths: Tensor, overhead_rows: int = STEP_OVERHEAD_ROWS) -> list[Tensor]:
@@ -55,7 +58,7 @@ def length_groups(lengths: Tensor, overhead_rows: int = STEP_OVERHEAD_ROWS) -> l
     ``sum_g (n_g + overhead_rows) * max_length_g`` (exact dynamic programme, ``O(N^2)``).
 
     Args:
-        lengths: ``(N,)`` true lengths.
+        lengths: ``(N,)`` true lengths (host copy).
         overhead_rows: The cost of an extra group, in rows of padded work per step.
 
     Returns:
@@ -100,7 +103,8 @@ def dense_exact(
         params: Weights per layer-direction ``k = layer * D + direction``, as the kernels take
             them (``weight_ih, weight_hh, bias_ih, bias_hh[, weight_hr]``).
         num_directions: ``D``, 1 or 2.
-        x: ``(N, L, H_in)`` right-padded inputs; lengths: ``(N,)`` in ``1..L``.
+        x: ``(N, L, H_in)`` right-padded inputs; lengths: ``(N,)`` in ``1..L``, a host (CPU)
+            tensor whatever ``x``'s device (they choose the groups and the steps to run).
         h0: ``(num_layers * D, N, H_out)``; c0: ``(num_layers * D, N, H_cell)`` (LSTM).
         dropout: Dropout between layers (applied when ``training``).
         need_cell_state: LSTM only: rebuild the exact ``c_n`` (costs a projection and a scan).
@@ -109,7 +113,7 @@ def dense_exact(
         ``output`` ``(N, L, D * H_out)`` (zeros at padding), ``h_n``, and ``c_n`` or ``None``.
     """
     args = (dropout, training, need_cell_state)
-    groups = length_groups(lengths)
+    groups = length_groups(lengths) if x.device.type in LENGTH_GROUP_DEVICES else [lengths]
     if len(groups) == 1:
         return _stack(cell, params, num_directions, x, lengths, h0, c0, *args)
     runs = []
@@ -132,7 +136,8 @@ def _stack(cell, params, num_directions, x, lengths, h0, c0, dropout, training, 
     """:func:`dense_exact` on one group, whose padding is kept."""
     n, total = x.shape[:2]
     num_layers = len(params) // num_directions
-    steps = int(lengths.max())
+    steps = int(lengths.max())  # read on the host: no device sync
+    lengths = lengths.to(x.device, non_blocking=True)
     x = x[:, :steps]  # steps past the longest sequence cannot matter
     valid = (torch.arange(steps, device=x.device) < lengths[:, None]).unsqueeze(-1)  # (N, L', 1)
     rev = reversal(lengths, steps)

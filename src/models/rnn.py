@@ -1,6 +1,7 @@
 """Recurrent encoder (LSTM: Hochreiter & Schmidhuber 1997; GRU: Cho et al. 2014) with exact
 packed-sequence semantics at dense-kernel speed on CPU."""
 
+import os
 from typing import Literal
 
 import torch
@@ -14,8 +15,10 @@ from src.models.within_length import check_lengths
 
 Cell = Literal["lstm", "gru", "rnn"]
 _MODULES = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
-# where variable lengths run the dense kernels exactly; elsewhere (CUDA: cuDNN) they are packed
-DENSE_EXACT_DEVICES = ("cpu",)
+# Device types where variable lengths run the dense kernels exactly; elsewhere (CUDA: cuDNN) they
+# are packed. SEQLAB_DENSE_EXACT_DEVICES=cpu,cuda adds CUDA (dense cuDNN kernels, each sequence
+# reversed within its length for the backward direction); bench/bench_gpu.py times both there.
+DENSE_EXACT_DEVICES = tuple(os.environ.get("SEQLAB_DENSE_EXACT_DEVICES", "cpu").split(","))
 
 
 class RecurrentEncoder(nn.Module):
