@@ -1,5 +1,7 @@
 """Headline figures under fixed keys (``summary.json``) and the Markdown table the README quotes."""
 
+from bench.report_gpu import gpu_rows, gpu_steps_table, gpu_summary
+
 
 def _get(results: dict, *path, default=None):
     node = results
@@ -56,42 +58,7 @@ def summary(results: dict, machine: dict) -> dict:
         "inference_p50_ms": _get(results, "inference", "single_review", "p50_ms"),
         "inference_p99_ms": _get(results, "inference", "single_review", "p99_ms"),
         "inference_reviews_per_s": _get(results, "inference", "batched", "reviews_per_s"),
-        **_gpu_summary(results.get("gpu", {})),
-    }
-
-
-def _gpu_summary(gpu: dict) -> dict:
-    """``gpu_*`` keys, only when the GPU benchmark ran (on a GPU)."""
-    if "project" not in gpu or gpu.get("device", "").startswith("cpu"):
-        return {}
-
-    def step_s(batch: int, lengths: str, dtype: str, layout: str) -> float | None:
-        """Median seconds of that step; ``None`` where it failed or was not run (quick sizes)."""
-        key = (batch, lengths, dtype, layout)
-        rows = gpu["cudnn_steps"]
-        row = next(
-            (r for r in rows if (r["batch"], r["lengths"], r["dtype"], r["layout"]) == key), {}
-        )
-        return row.get("median_s")
-
-    batch = gpu["project"]["batch_size"]
-    exact = [
-        step_s(batch, "bucketed", "bf16", layout) for layout in ("exact_packed", "exact_dense")
-    ]
-    return {
-        "gpu_model": gpu["machine"].get("gpu"),
-        "gpu_matmul_bf16_tflops": gpu["matmul_tflops"]["bf16"],
-        "gpu_matmul_tf32_tflops": gpu["matmul_tflops"]["tf32"],
-        "gpu_imdb_epoch_s": gpu["project"]["epoch_s"][-1],
-        "gpu_imdb_test_acc": gpu["project"]["test_acc"],
-        "gpu_seeds_epoch_s": gpu["seeds"]["epoch_s"][-1],
-        "gpu_seeds_test_acc": gpu["seeds"]["test_acc"],
-        "gpu_epoch_speedup_vs_seeds": gpu["epoch_speedup_vs_seeds"],
-        "gpu_bilstm_packed_b64_step_s": step_s(64, "random", "fp32", "packed"),
-        # the project's case (its batch size, bucketed, bf16): cuDNN packed time / dense exact time
-        "gpu_exact_dense_speedup_vs_packed": exact[0] / exact[1] if all(exact) else None,
-        "gpu_dense_exact_devices": gpu["project"].get("dense_exact_devices"),
-        "gpu_max_memory_allocated_mb": gpu["project"]["max_memory_allocated_mb"],
+        **gpu_summary(results.get("gpu", {})),
     }
 
 
@@ -185,28 +152,14 @@ def markdown(head: dict, results: dict) -> str:
         if "peak_rss_mb" in r and "skipped" not in r
     )
     rows.append(("Peak memory (RSS) of each benchmark's process", memory or "n/a"))
-    if "gpu_imdb_epoch_s" in h:
-        rows.append(
-            (
-                f"GPU ({h['gpu_model']}): bf16 / tf32 matmul",
-                f"{h['gpu_matmul_bf16_tflops']:.0f} / {h['gpu_matmul_tf32_tflops']:.0f} TFLOP/s",
-            )
-        )
-        rows.append(
-            (
-                "GPU IMDB BiLSTM epoch: this project / the seeds' recipe (test acc, same epochs)",
-                f"{h['gpu_imdb_epoch_s']:.1f} s ({h['gpu_imdb_test_acc']:.2%}) / "
-                f"{h['gpu_seeds_epoch_s']:.1f} s ({h['gpu_seeds_test_acc']:.2%}):"
-                f" {h['gpu_epoch_speedup_vs_seeds']:.1f}x",
-            )
-        )
+    rows += gpu_rows(h)
     m = h["machine"]
     title = f"Machine: {m.get('cpu')}, {m.get('cores')} cores, torch {m.get('torch')}"
     title += (f", GPU {m['gpu']}" if "gpu" in m else "") + (" (quick sizes)" if h["quick"] else "")
     lines = [title, "", "| figure | value |", "|---|---|"]
     lines += [f"| {name} | {value} |" for name, value in rows]
     if "gpu_imdb_epoch_s" in h:
-        lines += ["", _gpu_steps_table(results["gpu"]["cudnn_steps"])]
+        lines += ["", gpu_steps_table(results["gpu"]["cudnn_steps"])]
     rnn = results.get("rnn", {})
     if rnn.get("one_batch"):
         lines += [
@@ -224,20 +177,3 @@ def markdown(head: dict, results: dict) -> str:
             ]
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
-
-
-def _gpu_steps_table(rows: list[dict]) -> str:
-    """The GPU's BiLSTM step times: one line per batch, lengths and dtype, one column a layout."""
-    layouts = list(dict.fromkeys(r["layout"] for r in rows))
-    lines = [
-        "| GPU BiLSTM 2 x 256 fwd+bwd (batch, lengths, dtype) | " + " | ".join(layouts) + " |",
-        "|---|" + "---|" * len(layouts),
-    ]
-    for key in dict.fromkeys((r["batch"], r["lengths"], r["dtype"]) for r in rows):
-        cells = {r["layout"]: r for r in rows if (r["batch"], r["lengths"], r["dtype"]) == key}
-        values = [
-            f"{cells[k]['median_s'] * 1e3:.1f} ms" if "median_s" in cells[k] else "failed"
-            for k in layouts
-        ]
-        lines.append(f"| {key[0]}, {key[1]}, {key[2]} | " + " | ".join(values) + " |")
-    return "\n".join(lines)
