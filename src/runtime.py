@@ -13,6 +13,8 @@ Gradients that shrink through many recurrent steps (an LSTM's cell-state chain o
 review) reach subnormal magnitudes (below 1.2e-38 in fp32), on which x86 arithmetic runs tens
 of times slower; flushing them to zero, as TensorFlow does by default, changes no result that
 fp32 training can resolve.
+
+:func:`device_types` reads the device-list settings (``SEQLAB_DENSE_EXACT_DEVICES``).
 """
 
 import ctypes
@@ -66,3 +68,17 @@ def apply_cpu_settings() -> dict[str, bool]:
         Which settings were applied, by function name.
     """
     return {"retain_freed_memory": retain_freed_memory(), "flush_denormals": flush_denormals()}
+
+
+def device_types(value: str, source: str = "SEQLAB_DENSE_EXACT_DEVICES") -> tuple[str, ...]:
+    """``"cpu, cuda"`` -> ``("cpu", "cuda")``; a one-line error naming ``source`` otherwise."""
+    types = []
+    for name in filter(None, (part.strip() for part in value.split(","))):
+        try:
+            types.append(torch.device(name).type)
+        except RuntimeError:
+            raise ValueError(
+                f"{source}: {name!r} is not a device type; give a comma-separated list such as"
+                " 'cpu,cuda'"
+            ) from None
+    return tuple(types)

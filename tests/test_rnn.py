@@ -194,3 +194,11 @@ def test_dense_exact_devices_come_from_the_environment():
     env = {**os.environ, "SEQLAB_DENSE_EXACT_DEVICES": "cpu,cuda"}
     run = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True)
     assert run.stdout.strip() == "cpu,cuda", run.stderr[-2000:]
+
+
+def test_dense_exact_devices_parse_and_reject_unknown_types():
+    from src.runtime import device_types
+
+    assert device_types(" cpu , cuda:0,") == ("cpu", "cuda")
+    with pytest.raises(ValueError, match="'gpu' is not a device type.*'cpu,cuda'"):
+        device_types("cpu,gpu")

@@ -113,8 +113,8 @@ def dense_exact(
         ``output`` ``(N, L, D * H_out)`` (zeros at padding), ``h_n``, and ``c_n`` or ``None``.
     """
     args = (dropout, training, need_cell_state)
-    groups = length_groups(lengths) if x.device.type in LENGTH_GROUP_DEVICES else [lengths]
-    if len(groups) == 1:
+    groups = length_groups(lengths) if x.device.type in LENGTH_GROUP_DEVICES else []
+    if len(groups) <= 1:  # one group, or a device that runs the whole batch as one
         return _stack(cell, params, num_directions, x, lengths, h0, c0, *args)
     runs = []
     for g in groups:

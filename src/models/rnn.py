@@ -12,13 +12,16 @@ from src.models.cell_scan import run_stack
 from src.models.dense_exact import dense_exact
 from src.models.weight_init import Init, init_recurrent_weights
 from src.models.within_length import check_lengths
+from src.runtime import device_types
 
 Cell = Literal["lstm", "gru", "rnn"]
 _MODULES = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
+
+
 # Device types where variable lengths run the dense kernels exactly; elsewhere (CUDA: cuDNN) they
 # are packed. SEQLAB_DENSE_EXACT_DEVICES=cpu,cuda adds CUDA (dense cuDNN kernels, each sequence
 # reversed within its length for the backward direction); bench/bench_gpu.py times both there.
-DENSE_EXACT_DEVICES = tuple(os.environ.get("SEQLAB_DENSE_EXACT_DEVICES", "cpu").split(","))
+DENSE_EXACT_DEVICES = device_types(os.environ.get("SEQLAB_DENSE_EXACT_DEVICES", "cpu"))
 
 
 class RecurrentEncoder(nn.Module):
