@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from bench.common import lstm_flops_per_token, machine, ratios, spread, timed_rounds
-from src.models.handwritten_rnn import HandwrittenRNN
+from src.models.recurrent.handwritten import HandwrittenRNN
 
 
 def run(quick: bool = False, threads: int | None = None) -> dict:

@@ -20,8 +20,8 @@ import numpy as np
 import pandas as pd
 
 from bench.common import machine
-from src.data.imdb import IMDBDataModule
-from src.data.imdb_source import find_source
+from src.data.imdb.datamodule import IMDBDataModule
+from src.data.imdb.source import find_source
 from src.data.sampler import BucketBatchSampler
 
 

@@ -34,8 +34,8 @@ from torch.nn.utils.rnn import pack_padded_sequence
 from bench.common import machine
 from bench.gpu_steps import cudnn_steps, matmul_tflops, peak_mb, reset_peak, sync
 from src.cli import main as cli_main
-from src.data.imdb import IMDBDataModule
-from src.models import rnn as rnn_module
+from src.data.imdb.datamodule import IMDBDataModule
+from src.models.recurrent import encoder as rnn_module
 
 ROOT = Path(__file__).resolve().parents[1]
 

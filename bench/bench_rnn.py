@@ -31,7 +31,7 @@ from bench.common import (
     timed_rounds,
 )
 from src.data.sampler import BucketBatchSampler
-from src.models.rnn import RecurrentEncoder
+from src.models.recurrent.encoder import RecurrentEncoder
 from src.runtime import flush_denormals
 
 

@@ -12,8 +12,8 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from bench.bench_rnn import _batch, imdb_like_lengths
 from bench.common import lstm_flops_per_token, timed
 from src.data.sampler import BucketBatchSampler
-from src.models import rnn as rnn_module
-from src.models.rnn import RecurrentEncoder
+from src.models.recurrent import encoder as rnn_module
+from src.models.recurrent.encoder import RecurrentEncoder
 
 
 def sync(device: str) -> None:

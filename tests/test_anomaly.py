@@ -7,7 +7,7 @@ import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from src.data.anomaly import (
+from src.data.anomaly.datamodule import (
     Anomaly,
     AnomalyDataModule,
     apply_anomalies,

@@ -8,10 +8,10 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from src.models import bptt_kernels
-from src.models.cells import GRUCell, LSTMCell
-from src.models.handwritten_rnn import HandwrittenRNN
-from src.models.rnn import RecurrentEncoder
+from src.models.recurrent import bptt_kernels
+from src.models.recurrent.cells import GRUCell, LSTMCell
+from src.models.recurrent.encoder import RecurrentEncoder
+from src.models.recurrent.handwritten import HandwrittenRNN
 
 TOL = {torch.float32: 1e-6, torch.float64: 1e-10}
 MODULES = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}

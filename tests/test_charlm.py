@@ -10,8 +10,8 @@ from lightning import Trainer
 from torch import nn
 
 from src.cli import main as cli_main
-from src.data.char_corpus import UNK_ID, CharStreamDataset, CharVocab, read_corpus
-from src.data.chars import CharLMDataModule, split_corpus
+from src.data.chars.datamodule import CharLMDataModule, split_corpus
+from src.data.chars.source import UNK_ID, CharStreamDataset, CharVocab, read_corpus
 from src.generate import main as generate_main
 from src.models.char_rnn import CharRNN
 from src.tasks.language_model import LanguageModelTask

@@ -6,8 +6,8 @@ import pytest
 import torch
 from lightning.pytorch.callbacks import Callback
 
-from src.data.timeseries import TimeSeriesDataModule
-from src.data.windows import StreamDataset, WindowDataset, seasonal_index
+from src.data.series.datamodule import TimeSeriesDataModule
+from src.data.series.windows import StreamDataset, WindowDataset, seasonal_index
 from src.models.forecaster import RNNForecaster
 from src.models.pooling import last_hidden
 from src.models.recursive import OneStepForecaster, recursive_forecast

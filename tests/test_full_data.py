@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from src.data.imdb import IMDBDataModule
+from src.data.imdb.datamodule import IMDBDataModule
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "imdb"
 

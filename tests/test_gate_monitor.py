@@ -9,8 +9,8 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from src.callbacks.gate_monitor import GateMonitor
-from src.data.imdb import IMDBDataModule
-from src.data.timeseries import TimeSeriesDataModule
+from src.data.imdb.datamodule import IMDBDataModule
+from src.data.series.datamodule import TimeSeriesDataModule
 from src.models.classifier import RNNClassifier
 from src.models.forecaster import RNNForecaster
 from src.tasks.classification import ClassificationTask

@@ -4,8 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from src.models import bptt_kernels, dense_exact
-from src.models.gru_bptt import GRULayer
+from src.models.recurrent import bptt_kernels, dense_exact
+from src.models.recurrent.gru_bptt import GRULayer
 from tests.test_rnn import test_equals_packed_forward_and_backward as packed_check
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py

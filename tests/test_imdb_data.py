@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from src.data import imdb
 from src.data.collate import TokenDataset, pad_collate
-from src.data.imdb import IMDBDataModule
+from src.data.imdb import datamodule as imdb
+from src.data.imdb.datamodule import IMDBDataModule
 from src.data.text import UNK_ID
 
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -6,9 +6,9 @@ import pytest
 import torch
 from torch import nn
 
-from src.models import bptt_kernels
-from src.models.handwritten_rnn import HandwrittenRNN
-from src.models.lstm_bptt import LSTMLayer, lstm_direction
+from src.models.recurrent import bptt_kernels
+from src.models.recurrent.handwritten import HandwrittenRNN
+from src.models.recurrent.lstm_bptt import LSTMLayer, lstm_direction
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
@@ -38,7 +38,7 @@ def _stack_case(dtype, bias=True):
 @pytest.mark.parametrize("lengths", [torch.tensor([6, 1, 4]), None])
 def test_compiled_equals_autograd_through_the_cells(fresh_compile_state, lengths):
     layer, x, hx = _stack_case(torch.float64)
-    want = _results(layer, x, lengths, hx)  # eager: autograd through src.models.cells
+    want = _results(layer, x, lengths, hx)  # eager: autograd through src.models.recurrent.cells
     layer.compiled = True
     got = _results(layer, x, lengths, hx)
     assert not bptt_kernels._COMPILE_FAILED, bptt_kernels._COMPILE_FAILED

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from src.models.rnn import RecurrentEncoder
+from src.models.recurrent.encoder import RecurrentEncoder
 
 CASES = list(itertools.product(["lstm", "gru", "rnn"], [False, True], [1, 2]))
 
@@ -118,7 +118,7 @@ def test_init_options_and_errors():
 
 
 def test_length_groups_cover_the_batch_and_pay_only_when_lengths_differ():
-    from src.models.dense_exact import length_groups
+    from src.models.recurrent.dense_exact import length_groups
 
     lengths = torch.tensor([3, 40, 2, 41, 39, 3, 2, 40] * 4)
     groups = length_groups(lengths)
@@ -131,7 +131,7 @@ def test_length_groups_cover_the_batch_and_pay_only_when_lengths_differ():
 @pytest.mark.parametrize("grouped", [True, False])
 def test_length_groups_keep_packed_results(monkeypatch, cell, grouped):
     """Cut into length groups (CPU) or run as one padded group (what GPUs do): packed results."""
-    from src.models import dense_exact
+    from src.models.recurrent import dense_exact
 
     if not grouped:
         monkeypatch.setattr(dense_exact, "LENGTH_GROUP_DEVICES", ())
@@ -158,7 +158,7 @@ def test_length_groups_keep_packed_results(monkeypatch, cell, grouped):
 def test_packed_path_equals_dense_path(monkeypatch, cell, lengths):
     """The cuDNN branch (packed), run on CPU, against the CPU dense-exact branch: same outputs,
     states and gradients, learned initial states included; longest-first batches skip the sort."""
-    from src.models import rnn
+    from src.models.recurrent import encoder as rnn
 
     torch.manual_seed(6)
     enc = RecurrentEncoder(3, 5, cell, 2, bidirectional=True, learn_initial_state=True).double()
@@ -190,7 +190,9 @@ def test_packed_path_equals_dense_path(monkeypatch, cell, lengths):
 
 
 def test_dense_exact_devices_come_from_the_environment():
-    probe = "from src.models import rnn; print(','.join(rnn.DENSE_EXACT_DEVICES))"
+    probe = (
+        "from src.models.recurrent import encoder as rnn; print(','.join(rnn.DENSE_EXACT_DEVICES))"
+    )
     env = {**os.environ, "SEQLAB_DENSE_EXACT_DEVICES": "cpu,cuda"}
     run = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True)
     assert run.stdout.strip() == "cpu,cuda", run.stderr[-2000:]

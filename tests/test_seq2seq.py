@@ -11,9 +11,9 @@ from lightning import Trainer
 from lightning.pytorch.loggers import TensorBoardLogger
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from src.data.pairs import BOS_ID, EOS_ID, PAD_ID, UNK_ID
-from src.data.parallel import ParallelTextDataModule
-from src.data.synthetic_seq import SyntheticSeqDataModule
+from src.data.parallel.datamodule import ParallelTextDataModule
+from src.data.parallel.pairs import BOS_ID, EOS_ID, PAD_ID, UNK_ID
+from src.data.parallel.synthetic import SyntheticSeqDataModule
 from src.models.beam_search import beam_search
 from src.models.seq2seq import Seq2Seq
 from src.tasks.translation import Seq2SeqTask

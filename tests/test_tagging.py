@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from src.data.conllu_data import UDPOSDataModule
-from src.data.conllu_source import IGNORE_INDEX, read_conllu, tag_collate
+from src.data.conllu.datamodule import UDPOSDataModule
+from src.data.conllu.source import IGNORE_INDEX, read_conllu, tag_collate
 from src.models.tagger import BiLSTMTagger
 from src.tasks.tagging import TaggingTask
 

@@ -5,8 +5,8 @@ import pandas as pd
 import pytest
 import torch
 
-from src.data import series
-from src.data.timeseries import TimeSeriesDataModule
+from src.data.series import source as series
+from src.data.series.datamodule import TimeSeriesDataModule
 
 SMALL = dict(n_points=1000, input_len=20, output_len=5, batch_size=16)
 KINDS = ["sine", "multi_sine", "trend_seasonal", "multivariate", "random_walk"]
@@ -200,7 +200,7 @@ def test_load_csv_errors(tmp_path, csv_file):
 def test_sine_oracle_recovers_a_clean_sine_and_scores_predictions(tmp_path):
     import json
 
-    from src.data.sine_oracle import phase_forecasts, report, split_windows
+    from src.analysis.sine_oracle import phase_forecasts, report, split_windows
 
     dt, k = 0.02, np.arange(70)
     clean = np.sin(np.array([[0.3], [2.0], [4.5]]) + dt * k)  # (3, 70), three phases

@@ -18,7 +18,7 @@ class GateMonitor(Callback):
     Every ``every_n_epochs`` epochs (epochs 0, n, 2n, ...), at the end of validation, the first
     ``num_samples`` sequences of the first validation batch (kept from the first validation run)
     go through ``pl_module.net.encoder_inputs(batch)`` and ``pl_module.net.encoder.gates(x,
-    lengths)`` (see :meth:`src.models.rnn.RecurrentEncoder.gates`), and the TensorBoard logger
+    lengths)`` (see :meth:`src.models.recurrent.RecurrentEncoder.gates`), and the TensorBoard logger
     receives, per layer and direction (``layer{k}``, ``layer{k}_reverse``):
 
     - ``gates/traces/layer{k}``: each gate's activation averaged over units, against time, one

@@ -6,7 +6,7 @@ from typing import Literal
 from torch import Tensor, nn
 
 from src.models.pooling import last_hidden
-from src.models.rnn import Cell, RecurrentEncoder
+from src.models.recurrent.encoder import Cell, RecurrentEncoder
 
 
 class LSTMAutoencoder(nn.Module):

@@ -6,7 +6,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from src.models.rnn import Cell, RecurrentEncoder
+from src.models.recurrent.encoder import Cell, RecurrentEncoder
 
 State = Tensor | tuple[Tensor, Tensor]
 
@@ -29,7 +29,7 @@ class CharRNN(nn.Module):
         dropout: Dropout on the embeddings, between recurrent layers and before the output layer.
         tie_weights: Share the embedding matrix with the output layer (needs
             ``embedding_dim == hidden_size``).
-        init: Recurrent weight initialisation, see :class:`~src.models.rnn.RecurrentEncoder`.
+        init: Recurrent weight initialisation, see :class:`~src.models.recurrent.RecurrentEncoder`.
         forget_bias: LSTM forget-gate bias at initialisation (e.g. 1.0).
     """
 

@@ -7,7 +7,7 @@ import torch
 from torch import Tensor, nn
 
 from src.models.pooling import Pooling, SequencePooling
-from src.models.rnn import Cell, RecurrentEncoder
+from src.models.recurrent.encoder import Cell, RecurrentEncoder
 
 
 class RNNClassifier(nn.Module):

@@ -7,7 +7,7 @@ import torch
 from torch import Tensor, nn
 
 from src.models.attention import Attention
-from src.models.rnn import RecurrentEncoder
+from src.models.recurrent.encoder import RecurrentEncoder
 
 _DECODERS = {"lstm": nn.LSTM, "gru": nn.GRU}
 Carry = dict[str, Tensor]  # decoder state, batch first: "h" (N, layers, H), "c", "feed" (N, 1, E)
@@ -17,8 +17,8 @@ Memory = dict[str, Tensor]  # "keys" (N, S, A), "memory" (N, S, H), "mask" (N, S
 class Seq2Seq(nn.Module):
     """Embedding -> (bi)LSTM/GRU encoder -> attentional LSTM/GRU decoder -> target logits.
 
-    The encoder (:class:`~src.models.rnn.RecurrentEncoder`, exact variable-length semantics) has
-    ``hidden_size // D`` units per direction, so its outputs (the attention memory) have
+    The encoder (:class:`~src.models.recurrent.RecurrentEncoder`, exact variable-length semantics)
+    has ``hidden_size // D`` units per direction, so its outputs (the attention memory) have
     ``hidden_size`` features. The decoder starts from ``tanh(W [h_fwd; h_bwd])`` of the last
     encoder layer. At step ``t`` with ``attention="luong"`` the decoder state ``h_t`` queries the
     memory; with ``"bahdanau"`` the previous state ``h_{t-1}`` does and the context enters the

@@ -7,7 +7,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from src.models.rnn import Cell, RecurrentEncoder
+from src.models.recurrent.encoder import Cell, RecurrentEncoder
 
 _DECODERS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
 

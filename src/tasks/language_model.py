@@ -11,7 +11,7 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 from torchmetrics import MeanMetric
 
-from src.data.char_corpus import CharVocab
+from src.data.chars.source import CharVocab
 from src.tasks.epoch_log import log_train_step
 from src.tasks.optim import configure
 

@@ -11,7 +11,7 @@ from torch import nn
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
-from src.data.conllu_source import IGNORE_INDEX
+from src.data.conllu.source import IGNORE_INDEX
 from src.tasks.epoch_log import EpochMetrics, log_loss, update_metrics
 from src.tasks.optim import configure
 

@@ -11,8 +11,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from src.data import series as gen
-from src.data.injection import (
+from src.data.anomaly.injection import (
     KINDS,
     Anomaly,
     AnomalyKind,
@@ -21,6 +20,7 @@ from src.data.injection import (
     inject_anomalies,
     sample_anomalies,
 )
+from src.data.series import source as gen
 
 __all__ = ["Anomaly", "AnomalyDataModule", "AnomalyWindows", "apply_anomalies"]
 __all__ += ["inject_anomalies", "sample_anomalies"]
@@ -55,7 +55,7 @@ class AnomalyDataModule(L.LightningDataModule):
     index of each window's first step (to map per-step scores back onto the series).
 
     Args:
-        series: synthetic series of :mod:`src.data.series` (as in ``TimeSeriesDataModule``).
+        series: synthetic series of :mod:`src.data.series.source` (as in ``TimeSeriesDataModule``).
         n_points: length of the whole series.
         t_max: time grid ``linspace(0, t_max, n_points)`` (unused by random_walk).
         noise_std: Gaussian noise of the clean series (step std of the random walk).

@@ -13,8 +13,8 @@ from lightning.pytorch import LightningDataModule
 from tokenizers import Tokenizer
 from torch.utils.data import DataLoader
 
-from src.data.pairs import EOS_ID, PAD_ID, PairDataset, pair_collate
-from src.data.parallel_source import cache_key, load_bpe, read_pairs, write_cache
+from src.data.parallel.pairs import EOS_ID, PAD_ID, PairDataset, pair_collate
+from src.data.parallel.source import cache_key, load_bpe, read_pairs, write_cache
 from src.data.sampler import BucketBatchSampler
 
 log = logging.getLogger(__name__)

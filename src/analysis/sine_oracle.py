@@ -1,7 +1,7 @@
 """Oracle forecasts of the seeds' noisy sine, which know its frequency, amplitude and noise: the
 noise floor, phase-only least squares and the Bayes posterior mean, the bounds of any forecaster.
 
-    python -m src.data.sine_oracle [--seed 1] [--predictions lightning_logs/.../predictions.jsonl]
+    python -m src.analysis.sine_oracle [--seed 1] [--predictions <run>/predictions.jsonl]
 
 The series is ``sin(t) + noise_std * eps`` with the window's phase unknown. Under a uniform prior
 on the phase, the posterior-mean forecast is the lowest expected MSE any function of the input
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from src.data.timeseries import TimeSeriesDataModule
+from src.data.series.datamodule import TimeSeriesDataModule
 
 
 def phase_forecasts(

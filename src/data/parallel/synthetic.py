@@ -1,5 +1,5 @@
 """Synthetic sequence-to-sequence tasks (reverse or sort random token sequences) for fast tests,
-in the batch format of :class:`~src.data.parallel.ParallelTextDataModule`."""
+in the batch format of :class:`~src.data.parallel.datamodule.ParallelTextDataModule`."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import torch
 from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader
 
-from src.data.pairs import EOS_ID, PAD_ID, SPECIALS, PairDataset, pair_collate
+from src.data.parallel.pairs import EOS_ID, PAD_ID, SPECIALS, PairDataset, pair_collate
 from src.data.sampler import BucketBatchSampler
 
 SPLITS = ("train", "val", "test")

@@ -8,10 +8,10 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from src.models.cell_scan import run_stack
-from src.models.dense_exact import dense_exact
-from src.models.weight_init import Init, init_recurrent_weights
-from src.models.within_length import check_lengths
+from src.models.recurrent.cell_scan import run_stack
+from src.models.recurrent.dense_exact import dense_exact
+from src.models.recurrent.weight_init import Init, init_recurrent_weights
+from src.models.recurrent.within_length import check_lengths
 from src.runtime import device_types
 
 Cell = Literal["lstm", "gru", "rnn"]
@@ -36,9 +36,9 @@ class RecurrentEncoder(nn.Module):
     backward grows with the square of the length, so each layer and direction runs the dense
     (oneDNN) kernel instead: right padding never reaches earlier steps, and the backward direction
     runs on each sequence reversed within its own length; a batch of very unequal lengths is cut
-    into length groups first (:mod:`src.models.dense_exact`). An LSTM's exact final cell state
-    is rebuilt from the exact hidden states (one extra input/hidden projection and an elementwise
-    scan); pass ``need_cell_state=False`` to skip that when ``c_n`` is not used.
+    into length groups first (:mod:`src.models.recurrent.dense_exact`). An LSTM's exact final cell
+    state is rebuilt from the exact hidden states (one extra input/hidden projection and an
+    elementwise scan); pass ``need_cell_state=False`` to skip that when ``c_n`` is not used.
 
     The parameters live in ``self.rnn``, a plain ``nn.LSTM``/``nn.GRU``/``nn.RNN``, so
     ``encoder.rnn.load_state_dict(torch_module.state_dict())`` loads PyTorch weights.
@@ -56,8 +56,8 @@ class RecurrentEncoder(nn.Module):
         forget_bias: LSTM only: initial forget-gate bias (e.g. 1.0, Jozefowicz et al. 2015).
         learn_initial_state: Learn ``h_0`` (and ``c_0``) instead of starting from zeros.
         implementation: ``"torch"`` (PyTorch's kernels, above) or ``"handwritten"`` (the gate
-            equations of :mod:`src.models.cells` run step by step on ``self.rnn``'s parameters,
-            same results, slower; no ``proj_size``). :meth:`gates` works with either.
+            equations of :mod:`src.models.recurrent.cells` run step by step on ``self.rnn``'s
+            parameters, same results, slower; no ``proj_size``). :meth:`gates` works with either.
     """
 
     def __init__(

@@ -7,11 +7,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from src.models.bptt_kernels import run_kernel
-from src.models.cells import GRU_GATES, LSTM_GATES, gru_step, lstm_step
-from src.models.gru_bptt import gru_direction
-from src.models.lstm_bptt import lstm_direction
-from src.models.within_length import check_lengths, pad_steps
+from src.models.recurrent.bptt_kernels import run_kernel
+from src.models.recurrent.cells import GRU_GATES, LSTM_GATES, gru_step, lstm_step
+from src.models.recurrent.gru_bptt import gru_direction
+from src.models.recurrent.lstm_bptt import lstm_direction
+from src.models.recurrent.within_length import check_lengths, pad_steps
 
 GATES = {"lstm": LSTM_GATES, "gru": GRU_GATES, "rnn": ()}
 CHUNKS = {"lstm": 4, "gru": 3, "rnn": 1}
@@ -122,8 +122,8 @@ def run_stack(
         training: Apply ``dropout``.
         record_gates: Also return the gate activations.
         compiled: Use the ``torch.compile``d step (not when recording gates); for LSTM and GRU
-            the hand-written backward of :mod:`src.models.lstm_bptt` / ``gru_bptt``. The first call
-            compiles (seconds); if compiling fails it warns once and runs eagerly.
+            the hand-written backward of :mod:`src.models.recurrent.lstm_bptt` / ``gru_bptt``. The
+            first call compiles (seconds); if compiling fails it warns once and runs eagerly.
 
     Returns:
         ``(output, h_n, gates)``: ``output`` ``(N, L, D * H)``, zeros at padding; ``h_n``

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
-from src.data.pairs import PAD_ID, SPECIALS, UNK_ID
+from src.data.parallel.pairs import PAD_ID, SPECIALS, UNK_ID
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ import numpy as np
 from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader
 
-from src.data.conllu_source import TaggedDataset, build_vocab, encode, read_conllu, tag_collate
+from src.data.conllu.source import TaggedDataset, build_vocab, encode, read_conllu, tag_collate
 from src.data.sampler import BucketBatchSampler
 
 SPLITS = ("train", "val", "test")

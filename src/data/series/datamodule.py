@@ -10,8 +10,8 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader
 
-from src.data import series as gen
-from src.data.windows import StreamDataset, WindowDataset
+from src.data.series import source as gen
+from src.data.series.windows import StreamDataset, WindowDataset
 
 SeriesKind = Literal["sine", "multi_sine", "trend_seasonal", "multivariate", "random_walk", "csv"]
 STAGES = ("train", "val", "test")
@@ -30,11 +30,11 @@ class TimeSeriesDataModule(L.LightningDataModule):
     season earlier, read from the whole series and never past the window's end; NaN where the
     series is too short; absent without a season). No window crosses a segment boundary, and the
     per-channel scaler is fitted on the train segment only. With ``stateful`` the train loader
-    yields :class:`~src.data.windows.StreamDataset` chunks instead (truncated BPTT).
+    yields :class:`~src.data.series.windows.StreamDataset` chunks instead (truncated BPTT).
 
     Args:
         series: which series; ``"csv"`` reads ``csv_path``, the others are synthetic
-            (see :mod:`src.data.series`).
+            (see :mod:`src.data.series.source`).
         csv_path: CSV file for ``series="csv"`` (one row per time step, chronological).
         target_columns: CSV columns to forecast (required for ``"csv"``).
         feature_columns: extra CSV input columns (covariates).

@@ -6,19 +6,21 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from src.models.cell_scan import CHUNKS, State, run_stack
+from src.models.recurrent.cell_scan import CHUNKS, State, run_stack
 
 
 class HandwrittenRNN(nn.Module):
-    """Runs :class:`~src.models.cells.LSTMCell` / :class:`~src.models.cells.GRUCell` equations
-    over time; a ``batch_first`` stand-in for ``nn.LSTM`` / ``nn.GRU`` / ``nn.RNN`` (tanh).
+    """Runs :class:`~src.models.recurrent.cells.LSTMCell` /
+    :class:`~src.models.recurrent.cells.GRUCell` equations over time; a ``batch_first`` stand-in
+    for ``nn.LSTM`` / ``nn.GRU`` / ``nn.RNN`` (tanh).
 
     Parameters carry PyTorch's names, layout and init (``weight_ih_l{k}[_reverse]`` ``(G*H, H_in)``,
     ``weight_hh_l{k}[_reverse]`` ``(G*H, H)``, ``bias_ih_l{k}``, ``bias_hh_l{k}``; ``G`` = 4 / 3 /
     1), so ``load_state_dict`` takes an ``nn.LSTM``'s. Variable lengths follow
     ``pack_padded_sequence``: zeros at padded steps, ``h_n`` at each sequence's true end, the
-    backward direction reversed within each length. :func:`~src.models.cell_scan.run_stack` runs
-    the same computation on any module's parameters, e.g. ``dict(nn_lstm.named_parameters())``.
+    backward direction reversed within each length.
+    :func:`~src.models.recurrent.cell_scan.run_stack` runs the same computation on any module's
+    parameters, e.g. ``dict(nn_lstm.named_parameters())``.
 
     Args:
         input_size: Features per step ``H_in``.
@@ -30,10 +32,10 @@ class HandwrittenRNN(nn.Module):
         bidirectional: Add a time-reversed direction (``D = 2``).
         compiled: The fast path (opt-in: the first call compiles for seconds and needs a C++
             compiler on CPU; if compiling fails it warns once and runs eagerly). LSTM: the
-            hand-written backward of :mod:`src.models.lstm_bptt` (fused, ``torch.compile``d gate
-            kernels; weight gradients as one GEMM), 1.2-1.3x ``nn.LSTM``'s time at batch 64,
-            H=256 (``bench/bench_cells.py``); GRU: the same design in
-            :mod:`src.models.gru_bptt`; RNN: a ``torch.compile``d step under autograd.
+            hand-written backward of :mod:`src.models.recurrent.lstm_bptt` (fused,
+            ``torch.compile``d gate kernels; weight gradients as one GEMM; its speed against
+            ``nn.LSTM`` is in ``bench/bench_cells.py``'s report); GRU: the same design in
+            :mod:`src.models.recurrent.gru_bptt`; RNN: a ``torch.compile``d step under autograd.
         device: Parameter device.
         dtype: Parameter dtype.
     """
@@ -102,7 +104,7 @@ class HandwrittenRNN(nn.Module):
             ``(output, h_n)`` (LSTM: ``(output, (h_n, c_n))``): ``output`` ``(N, L, D * H)``,
             ``h_n``/``c_n`` ``(num_layers * D, N, H)``; with ``return_gates`` a third item, a
             dict of ``(num_layers * D, N, L, H)`` tensors, see
-            :func:`~src.models.cell_scan.run_stack`.
+            :func:`~src.models.recurrent.cell_scan.run_stack`.
         """
         if x.dim() != 3 or x.size(-1) != self.input_size:
             raise ValueError(

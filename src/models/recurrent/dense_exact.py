@@ -2,7 +2,7 @@
 
 PyTorch's CPU packed backward grows with the square of the length, so :func:`dense_exact` runs
 each layer and direction of an ``nn.LSTM``/``nn.RNN`` on the dense (oneDNN) kernel instead, and
-of an ``nn.GRU`` on the hand-written BPTT layer of :mod:`src.models.gru_bptt`:
+of an ``nn.GRU`` on the hand-written BPTT layer of :mod:`src.models.recurrent.gru_bptt`:
 right padding never reaches earlier steps, and the backward direction runs on each sequence
 reversed within its own length. A batch of very unequal lengths is first cut, in length order,
 into groups that each pad only to their own longest sequence (:func:`length_groups`).
@@ -14,8 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from src.models.gru_bptt import GRULayer
-from src.models.within_length import Reverse, pad_steps, reversal
+from src.models.recurrent.gru_bptt import GRULayer
+from src.models.recurrent.within_length import Reverse, pad_steps, reversal
 
 
 def _dense(kernel: Callable) -> Callable:

@@ -15,7 +15,7 @@ import torch
 from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader
 
-from src.data.char_corpus import CharStreamDataset, CharVocab, read_corpus
+from src.data.chars.source import CharStreamDataset, CharVocab, read_corpus
 
 SPLITS = ("train", "val", "test")
 CACHE_VERSION = 1  # bump when the cache layout or the corpus reading changes
@@ -54,12 +54,12 @@ def split_corpus(text: str, max_chars: int | None, val_chars: int, test_chars: i
 class CharLMDataModule(LightningDataModule):
     """A character corpus as contiguous ``{"x", "y"}`` batches of ``(N, bptt)`` character ids.
 
-    ``prepare_data`` reads ``path`` (see :func:`~src.data.char_corpus.read_corpus`: a text file, or
+    ``prepare_data`` reads ``path`` (see :func:`~src.data.chars.source.read_corpus`: a text file, or
     a CSV with a ``text`` column whose rows become newline-separated documents), holds out its end
     (:func:`split_corpus`), builds the vocabulary on the training slice only and caches
     ``vocab.json`` and the ids of each slice as ``.npy`` under ``cache_dir/<key>``. Every split is
     cut into ``N`` parallel rows read ``bptt`` steps at a time in order
-    (:class:`~src.data.char_corpus.CharStreamDataset`): row ``r`` of batch ``k + 1`` continues row
+    (:class:`~src.data.chars.source.CharStreamDataset`): row ``r`` of batch ``k + 1`` continues row
     ``r`` of batch ``k``, which is what makes the task's carried state meaningful (``stateful``,
     linked to the task). Training drops the final partial batch; evaluation scores every step.
     The streams run on one process (no DDP sharding).

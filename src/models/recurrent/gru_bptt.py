@@ -2,17 +2,23 @@
 
 PyTorch's CPU GRU runs every step as separate GEMM and elementwise kernels and differentiates
 them one by one, at about a third of its LSTM's speed (which runs on oneDNN's fused RNN).
-:class:`GRULayer` is built like :class:`~src.models.lstm_bptt.LSTMLayer`: the input projections of
-all steps as one GEMM, one recurrent GEMM per step each way (on oneDNN in float32 on CPU), the gate
-arithmetic in one kernel each way, and the weight gradients of all steps as single large GEMMs.
+:class:`GRULayer` is built like :class:`~src.models.recurrent.lstm_bptt.LSTMLayer`: the input
+projections of all steps as one GEMM, one recurrent GEMM per step each way (on oneDNN in float32 on
+CPU), the gate arithmetic in one kernel each way, and the weight gradients of all steps as single
+large GEMMs.
 """
 
 import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from src.models.bptt_kernels import input_and_weight_grads, linear, packed_weight, run_kernel
-from src.models.within_length import packed_direction
+from src.models.recurrent.bptt_kernels import (
+    input_and_weight_grads,
+    linear,
+    packed_weight,
+    run_kernel,
+)
+from src.models.recurrent.within_length import packed_direction
 
 _TANH_BACKWARD = torch.ops.aten.tanh_backward.grad_input
 _SIGMOID_BACKWARD = torch.ops.aten.sigmoid_backward.grad_input

@@ -11,8 +11,13 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from src.models.bptt_kernels import input_and_weight_grads, linear, packed_weight, run_kernel
-from src.models.within_length import packed_direction
+from src.models.recurrent.bptt_kernels import (
+    input_and_weight_grads,
+    linear,
+    packed_weight,
+    run_kernel,
+)
+from src.models.recurrent.within_length import packed_direction
 
 
 def lstm_forward_gates(

@@ -14,7 +14,7 @@ from tokenizers import Tokenizer
 from torch.utils.data import DataLoader, DistributedSampler
 
 from src.data.collate import TokenDataset, pad_collate
-from src.data.imdb_source import Source, build_cache, cache_key, find_source
+from src.data.imdb.source import Source, build_cache, cache_key, find_source
 from src.data.sampler import BucketBatchSampler
 from src.data.text import PAD_ID, encode_ids, load_glove, load_tokenizer
 

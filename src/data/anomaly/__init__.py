@@ -1,0 +1,1 @@
+"""Time series with injected, labelled anomalies for anomaly detection."""

@@ -1,0 +1,1 @@
+"""CoNLL-U treebanks (Universal Dependencies) for part-of-speech tagging."""

@@ -1,0 +1,1 @@
+"""IMDB reviews (Maas et al. 2011): sources, token-id cache and the sentiment DataModule."""

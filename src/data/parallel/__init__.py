@@ -1,0 +1,1 @@
+"""Parallel text for translation (Multi30k) and synthetic sequence-to-sequence tasks."""

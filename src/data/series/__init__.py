@@ -1,0 +1,1 @@
+"""Time series for forecasting: generators, CSV loading, sliding windows and the DataModule."""
