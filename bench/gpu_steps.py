@@ -12,7 +12,6 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from bench.bench_rnn import _batch, imdb_like_lengths
 from bench.common import lstm_flops_per_token, timed
 from src.data.sampler import BucketBatchSampler
-from src.models.recurrent import encoder as rnn_module
 from src.models.recurrent.encoder import RecurrentEncoder
 
 
@@ -31,14 +30,14 @@ def reset_peak(device: str) -> None:
 
 
 @contextmanager
-def _dense_exact_on(devices: tuple[str, ...]):
-    """``RecurrentEncoder``'s variable-length path: dense on ``devices``, else packed."""
-    previous = rnn_module.DENSE_EXACT_DEVICES
-    rnn_module.DENSE_EXACT_DEVICES = devices
+def _dense_exact_on(enc: RecurrentEncoder, devices: tuple[str, ...]):
+    """``enc``'s variable-length path: dense on ``devices``, else packed."""
+    previous = enc.dense_exact_devices
+    enc.dense_exact_devices = devices
     try:
         yield
     finally:
-        rnn_module.DENSE_EXACT_DEVICES = previous
+        enc.dense_exact_devices = previous
 
 
 def _forward(enc: RecurrentEncoder, x, lengths, layout: str) -> torch.Tensor:
@@ -48,7 +47,7 @@ def _forward(enc: RecurrentEncoder, x, lengths, layout: str) -> torch.Tensor:
     if layout == "packed":
         p = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
         return pad_packed_sequence(enc.rnn(p)[0], batch_first=True, total_length=x.size(1))[0]
-    with _dense_exact_on((x.device.type,) if layout == "exact_dense" else ()):
+    with _dense_exact_on(enc, (x.device.type,) if layout == "exact_dense" else ()):
         return enc(x, lengths, need_cell_state=False)[0]
 
 
@@ -81,7 +80,7 @@ def cudnn_steps(device: str, quick: bool) -> list[dict]:
     Layouts: ``nn.LSTM`` on packed and on padded batches, and ``RecurrentEncoder``'s exact
     path (packed results, ``c_n`` skipped) by cuDNN's packed kernel (its default on CUDA) and by
     the dense kernel with the backward direction reversed within lengths
-    (``SEQLAB_DENSE_EXACT_DEVICES``), on a random and on a length-bucketed batch. A layout that
+    (``dense_exact_devices``), on a random and on a length-bucketed batch. A layout that
     fails is reported with its error and the others still run.
     """
     rows = []

@@ -1,9 +1,6 @@
 """RecurrentEncoder equals PyTorch's packed result, forward and backward."""
 
 import itertools
-import os
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -181,7 +178,7 @@ def test_packed_path_equals_dense_path(monkeypatch, cell, lengths):
         sorted_flags.append(enforce_sorted)
         return pack_padded_sequence(*args, enforce_sorted=enforce_sorted, **kwargs)
 
-    monkeypatch.setattr(rnn, "DENSE_EXACT_DEVICES", ())
+    enc.dense_exact_devices = ()  # as a CUDA encoder by default: the packed branch
     monkeypatch.setattr(rnn, "pack_padded_sequence", pack)
     packed = run()
     assert sorted_flags == [bool((lengths[:-1] >= lengths[1:]).all())]
@@ -189,18 +186,26 @@ def test_packed_path_equals_dense_path(monkeypatch, cell, lengths):
         torch.testing.assert_close(got, want, atol=1e-10, rtol=1e-10)
 
 
-def test_dense_exact_devices_come_from_the_environment():
-    probe = (
-        "from src.models.recurrent import encoder as rnn; print(','.join(rnn.DENSE_EXACT_DEVICES))"
-    )
-    env = {**os.environ, "SEQLAB_DENSE_EXACT_DEVICES": "cpu,cuda"}
-    run = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True)
-    assert run.stdout.strip() == "cpu,cuda", run.stderr[-2000:]
+def test_dense_exact_devices_choose_the_branch_and_reach_the_saved_config():
+    """The device list is a constructor argument (saved with a run's config): listing no device
+    sends a CPU batch down the packed branch, listing "cpu" down the dense one."""
+    from src.models.recurrent import encoder as rnn
+
+    x, lengths = torch.randn(3, 5, 2), torch.tensor([5, 2, 4])
+    calls = []
+    for devices in ([], ["cpu"]):
+        enc = RecurrentEncoder(2, 3, dense_exact_devices=devices)
+        enc._packed = lambda *a, **k: calls.append("packed") or (None, None)
+        enc._dense_exact = lambda *a, **k: calls.append("dense") or (None, None)
+        enc(x, lengths)
+    assert calls == ["packed", "dense"]
+    assert rnn.RecurrentEncoder.__init__.__defaults__[-1] == ("cpu",)
 
 
 def test_dense_exact_devices_parse_and_reject_unknown_types():
-    from src.runtime import device_types
+    from src.models.recurrent.encoder import device_types
 
-    assert device_types(" cpu , cuda:0,") == ("cpu", "cuda")
-    with pytest.raises(ValueError, match="'gpu' is not a device type.*'cpu,cuda'"):
-        device_types("cpu,gpu")
+    assert device_types(" cpu , cuda:0,", "x") == ("cpu", "cuda")
+    assert device_types(["cpu", "cuda:1"], "x") == ("cpu", "cuda")
+    with pytest.raises(ValueError, match="dense_exact_devices: 'gpu' is not a device type"):
+        RecurrentEncoder(2, 3, dense_exact_devices=["cpu", "gpu"])

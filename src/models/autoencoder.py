@@ -47,9 +47,9 @@ class LSTMAutoencoder(nn.Module):
             raise ValueError("input_size, hidden_size, num_layers and latent_size must be >= 1")
         self.input_size, self.latent_size = input_size, latent_size
         stack = dict(cell=cell, num_layers=num_layers, dropout=dropout, init=init)
-        self.encoder = RecurrentEncoder(input_size, hidden_size, **stack)
+        self.encoder = RecurrentEncoder(input_size=input_size, hidden_size=hidden_size, **stack)
         self.to_latent = nn.Linear(hidden_size, latent_size)
-        self.decoder = RecurrentEncoder(latent_size, hidden_size, **stack)
+        self.decoder = RecurrentEncoder(input_size=latent_size, hidden_size=hidden_size, **stack)
         self.head = nn.Linear(hidden_size, input_size)
 
     def encode(self, x: Tensor) -> Tensor:

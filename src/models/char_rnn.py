@@ -54,9 +54,14 @@ class CharRNN(nn.Module):
             )
         self.vocab_size = vocab_size
         self.embedding = nn.Embedding(vocab_size, embedding_dim)
-        rnn_args = {"init": init, "forget_bias": forget_bias}
         self.encoder = RecurrentEncoder(
-            embedding_dim, hidden_size, cell, num_layers, dropout, **rnn_args
+            input_size=embedding_dim,
+            hidden_size=hidden_size,
+            cell=cell,
+            num_layers=num_layers,
+            dropout=dropout,
+            init=init,
+            forget_bias=forget_bias,
         )
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(hidden_size, vocab_size)

@@ -1,6 +1,7 @@
 """Recurrent text classifier: embedding -> RecurrentEncoder -> pooling -> dropout -> linear
 (as in Dai & Le 2015's supervised LSTM baseline)."""
 
+from collections.abc import Sequence
 from typing import Literal
 
 import torch
@@ -34,6 +35,8 @@ class RNNClassifier(nn.Module):
         freeze_embeddings: Keep the embedding fixed (with pretrained vectors).
         implementation: Recurrent kernels, ``"torch"`` or ``"handwritten"``, see
             :class:`RecurrentEncoder`.
+        dense_exact_devices: Device types where variable lengths run the dense exact path, see
+            :class:`~src.models.recurrent.RecurrentEncoder`.
     """
 
     def __init__(
@@ -57,23 +60,25 @@ class RNNClassifier(nn.Module):
         learn_initial_state: bool = False,
         freeze_embeddings: bool = False,
         implementation: Literal["torch", "handwritten"] = "torch",
+        dense_exact_devices: Sequence[str] = ("cpu",),
     ) -> None:
         super().__init__()
         self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=0)
         self.embedding.weight.requires_grad_(not freeze_embeddings)
         self.embedding_dropout = nn.Dropout(embedding_dropout)
         self.encoder = RecurrentEncoder(
-            embedding_dim,
-            hidden_size,
-            cell,
-            num_layers,
-            dropout,
-            bidirectional,
-            proj_size,
-            init,
-            forget_bias,
-            learn_initial_state,
-            implementation,
+            input_size=embedding_dim,
+            hidden_size=hidden_size,
+            cell=cell,
+            num_layers=num_layers,
+            dropout=dropout,
+            bidirectional=bidirectional,
+            proj_size=proj_size,
+            init=init,
+            forget_bias=forget_bias,
+            learn_initial_state=learn_initial_state,
+            implementation=implementation,
+            dense_exact_devices=dense_exact_devices,
         )
         width = self.encoder.output_size
         self.norm = nn.LayerNorm(width) if layer_norm else nn.Identity()

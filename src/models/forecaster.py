@@ -55,12 +55,12 @@ class RNNForecaster(nn.Module):
         super().__init__()
         self.output_len, self.output_size = output_len, output_size
         self.encoder = RecurrentEncoder(
-            input_size,
-            hidden_size,
-            cell,
-            num_layers,
-            dropout,
-            bidirectional,
+            input_size=input_size,
+            hidden_size=hidden_size,
+            cell=cell,
+            num_layers=num_layers,
+            dropout=dropout,
+            bidirectional=bidirectional,
             init=init,
             forget_bias=forget_bias,
             learn_initial_state=learn_initial_state,

@@ -1,6 +1,7 @@
 """Recurrent encoder-decoder with attention for token sequences (Sutskever et al. 2014; attention:
 Bahdanau et al. 2015, Luong et al. 2015, with Luong's input feeding)."""
 
+from collections.abc import Sequence
 from typing import Literal
 
 import torch
@@ -40,6 +41,8 @@ class Seq2Seq(nn.Module):
         input_feeding: Feed ``a_{t-1}`` into the decoder input (``"luong"`` only).
         tie_embeddings: Share the target embedding and the output layer's weight.
         pad_id: Padding id (0). bos_id: Start-of-sentence id. eos_id: End-of-sentence id.
+        dense_exact_devices: Device types where variable lengths run the dense exact path, see
+            :class:`~src.models.recurrent.RecurrentEncoder`.
     """
 
     def __init__(
@@ -58,6 +61,7 @@ class Seq2Seq(nn.Module):
         pad_id: int = 0,
         bos_id: int = 2,
         eos_id: int = 3,
+        dense_exact_devices: Sequence[str] = ("cpu",),
     ) -> None:
         super().__init__()
         if cell not in _DECODERS:
@@ -77,7 +81,13 @@ class Seq2Seq(nn.Module):
         self.src_embedding = nn.Embedding(src_vocab_size, embedding_dim, padding_idx=pad_id)
         self.tgt_embedding = nn.Embedding(tgt_vocab_size, embedding_dim, padding_idx=pad_id)
         self.encoder = RecurrentEncoder(
-            embedding_dim, hidden_size // directions, cell, num_layers, dropout, bidirectional
+            input_size=embedding_dim,
+            hidden_size=hidden_size // directions,
+            cell=cell,
+            num_layers=num_layers,
+            dropout=dropout,
+            bidirectional=bidirectional,
+            dense_exact_devices=dense_exact_devices,
         )
         self.bridge = nn.Linear(hidden_size, num_layers * hidden_size)
         extra = {"bahdanau": hidden_size, "luong": embedding_dim if input_feeding else 0}

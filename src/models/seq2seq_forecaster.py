@@ -61,7 +61,13 @@ class Seq2SeqForecaster(nn.Module):
         self.output_len, self.output_size = output_len, output_size
         self.teacher_forcing_ratio = teacher_forcing_ratio
         self.encoder = RecurrentEncoder(
-            input_size, hidden_size, cell, num_layers, dropout, init=init, forget_bias=forget_bias
+            input_size=input_size,
+            hidden_size=hidden_size,
+            cell=cell,
+            num_layers=num_layers,
+            dropout=dropout,
+            init=init,
+            forget_bias=forget_bias,
         )
         self.decoder = _DECODERS[cell](
             output_size,

@@ -49,7 +49,13 @@ class StatefulForecaster(nn.Module):
         super().__init__()
         self.output_len, self.output_size = output_len, output_size
         self.encoder = RecurrentEncoder(
-            input_size, hidden_size, cell, num_layers, dropout, init=init, forget_bias=forget_bias
+            input_size=input_size,
+            hidden_size=hidden_size,
+            cell=cell,
+            num_layers=num_layers,
+            dropout=dropout,
+            init=init,
+            forget_bias=forget_bias,
         )
         self.norm = nn.LayerNorm(hidden_size) if layer_norm else nn.Identity()
         self.head = nn.Linear(hidden_size, output_len * output_size)

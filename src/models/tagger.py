@@ -1,6 +1,7 @@
 """BiLSTM sequence tagger with a character-level word encoder (Lample et al. 2016; Plank et al.
 2016): [word embedding; char BiLSTM] -> BiLSTM -> per-token linear."""
 
+from collections.abc import Sequence
 from typing import Literal
 
 import torch
@@ -24,7 +25,9 @@ class CharEncoder(nn.Module):
     def __init__(self, char_vocab_size: int, embedding_dim: int = 32, hidden_size: int = 50):
         super().__init__()
         self.embedding = nn.Embedding(char_vocab_size, embedding_dim, padding_idx=0)
-        self.encoder = RecurrentEncoder(embedding_dim, hidden_size, bidirectional=True)
+        self.encoder = RecurrentEncoder(
+            input_size=embedding_dim, hidden_size=hidden_size, bidirectional=True
+        )
         self.output_size = 2 * hidden_size
 
     def forward(self, chars: Tensor, mask: Tensor) -> Tensor:
@@ -59,6 +62,8 @@ class BiLSTMTagger(nn.Module):
             the ``<unk>`` row and the char encoder learn to stand in for rare words.
         init: Recurrent weight initialisation, see :class:`RecurrentEncoder`.
         forget_bias: LSTM forget-gate bias at initialisation.
+        dense_exact_devices: Device types where variable lengths run the dense exact path, see
+            :class:`~src.models.recurrent.RecurrentEncoder`.
     """
 
     def __init__(
@@ -76,6 +81,7 @@ class BiLSTMTagger(nn.Module):
         word_dropout: float = 0.0,
         init: Literal["default", "xavier_orthogonal"] = "default",
         forget_bias: float | None = None,
+        dense_exact_devices: Sequence[str] = ("cpu",),
     ) -> None:
         super().__init__()
         if not 0.0 <= word_dropout < 1.0:
@@ -90,14 +96,15 @@ class BiLSTMTagger(nn.Module):
         input_size = embedding_dim + (self.chars.output_size if self.chars else 0)
         self.dropout = nn.Dropout(dropout)
         self.encoder = RecurrentEncoder(
-            input_size,
-            hidden_size,
-            cell,
-            num_layers,
-            dropout,
+            input_size=input_size,
+            hidden_size=hidden_size,
+            cell=cell,
+            num_layers=num_layers,
+            dropout=dropout,
             bidirectional=True,
             init=init,
             forget_bias=forget_bias,
+            dense_exact_devices=dense_exact_devices,
         )
         self.head = nn.Linear(self.encoder.output_size, num_tags)
 

@@ -1,7 +1,7 @@
 """Recurrent encoder (LSTM: Hochreiter & Schmidhuber 1997; GRU: Cho et al. 2014) with exact
 packed-sequence semantics at dense-kernel speed on CPU."""
 
-import os
+from collections.abc import Sequence
 from typing import Literal
 
 import torch
@@ -12,16 +12,24 @@ from src.models.recurrent.cell_scan import run_stack
 from src.models.recurrent.dense_exact import dense_exact
 from src.models.recurrent.weight_init import Init, init_recurrent_weights
 from src.models.recurrent.within_length import check_lengths
-from src.runtime import device_types
 
 Cell = Literal["lstm", "gru", "rnn"]
 _MODULES = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
 
 
-# Device types where variable lengths run the dense kernels exactly; elsewhere (CUDA: cuDNN) they
-# are packed. SEQLAB_DENSE_EXACT_DEVICES=cpu,cuda adds CUDA (dense cuDNN kernels, each sequence
-# reversed within its length for the backward direction); bench/bench_gpu.py times both there.
-DENSE_EXACT_DEVICES = device_types(os.environ.get("SEQLAB_DENSE_EXACT_DEVICES", "cpu"))
+def device_types(value: str | Sequence[str], source: str) -> tuple[str, ...]:
+    """``"cpu, cuda"`` or ``["cpu", "cuda:0"]`` -> ``("cpu", "cuda")``; a one-line error naming
+    ``source`` otherwise."""
+    parts = value.split(",") if isinstance(value, str) else value
+    types = []
+    for name in filter(None, (str(part).strip() for part in parts)):
+        try:
+            types.append(torch.device(name).type)
+        except RuntimeError:
+            raise ValueError(
+                f"{source}: {name!r} is not a device type; give a list such as ['cpu', 'cuda']"
+            ) from None
+    return tuple(types)
 
 
 class RecurrentEncoder(nn.Module):
@@ -73,8 +81,10 @@ class RecurrentEncoder(nn.Module):
         forget_bias: float | None = None,
         learn_initial_state: bool = False,
         implementation: Literal["torch", "handwritten"] = "torch",
+        dense_exact_devices: Sequence[str] = ("cpu",),
     ) -> None:
         super().__init__()
+        self.dense_exact_devices = device_types(dense_exact_devices, "dense_exact_devices")
         if cell not in _MODULES:
             raise ValueError(f"cell must be one of {sorted(_MODULES)}, got {cell!r}")
         if implementation not in ("torch", "handwritten"):
@@ -151,7 +161,7 @@ class RecurrentEncoder(nn.Module):
             # the host copy is what packing reads (one device sync when lengths live on a GPU)
             lengths = check_lengths(torch.as_tensor(lengths).cpu(), n, length)
             if bool((lengths != length).any()):
-                if x.device.type in DENSE_EXACT_DEVICES:
+                if x.device.type in self.dense_exact_devices:
                     return self._dense_exact(x, lengths, h0, c0, need_cell_state)
                 return self._packed(x, lengths, hx)
         return self.rnn(x, hx)
