@@ -13,9 +13,9 @@ pays for cuDNN's plans and the CUDA context), then test accuracy after those epo
 bf16 / tf32 matmul references and the cuDNN BiLSTM 2 x 256 training step on IMDB-like lengths
 (``nn.LSTM`` packed vs padded and ``RecurrentEncoder``'s exact path by cuDNN's packed kernel vs
 by its dense kernel, random and bucketed batches, fp32 vs bf16 autocast, batch 64 and 256), with
-``max_memory_allocated``. ``SEQLAB_DENSE_EXACT_DEVICES=cpu,cuda`` before the command trains the
-project's recipe on the dense exact path. Without CUDA it reports ``skipped``; ``--device cpu``
-runs the same code (the tests do, tiny).
+``max_memory_allocated``. ``-- --model.init_args.net.init_args.dense_exact_devices [cpu,cuda]``
+trains the project's recipe on the dense exact path. Without CUDA it reports ``skipped``;
+``--device cpu`` runs the same code (the tests do, tiny).
 """
 
 import argparse
@@ -35,7 +35,6 @@ from bench.common import machine
 from bench.gpu_steps import cudnn_steps, matmul_tflops, peak_mb, reset_peak, sync
 from src.cli import main as cli_main
 from src.data.imdb.datamodule import IMDBDataModule
-from src.models.recurrent import encoder as rnn_module
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -117,10 +116,6 @@ def project_recipe(
     """``configs/imdb_bilstm.yaml`` (+ the GPU preset on CUDA) through the CLI, logs in ``tmp``."""
     cfg = yaml.safe_load((ROOT / "configs" / "imdb_bilstm.yaml").read_text())
     cfg["data"]["init_args"].update(data_dir=data_dir, cache_dir=cache_dir)
-    cfg["trainer"]["logger"]["init_args"]["save_dir"] = str(tmp / "logs")
-    for callback in cfg["trainer"]["callbacks"]:
-        if "dirpath" in callback["init_args"]:
-            callback["init_args"]["dirpath"] = str(tmp / "ckpt")
     cfg["trainer"].update(max_epochs=epochs, enable_progress_bar=False, default_root_dir=str(tmp))
     config = tmp / "imdb_bilstm.yaml"
     config.write_text(yaml.safe_dump(cfg))
@@ -137,7 +132,7 @@ def project_recipe(
         "args": extra,
         "batch_size": cli.datamodule.hparams.batch_size,
         "precision": str(cli.trainer.precision),
-        "dense_exact_devices": list(rnn_module.DENSE_EXACT_DEVICES),
+        "dense_exact_devices": list(cli.model.net.encoder.dense_exact_devices),
         "epoch_s": clock.epoch_s,
         "reviews_per_s": clock.reviews[-1] / clock.epoch_s[-1],
         "test_acc": tested[0]["test/acc"],

@@ -1,8 +1,13 @@
 """Command line: ``python -m src.cli {fit,validate,test,predict} --config configs/<exp>.yaml``."""
 
+from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor
 from lightning.pytorch.cli import LightningCLI
 
-from src.runtime import apply_cpu_settings
+from src.callbacks.checkpoint import ModelCheckpoint
+from src.callbacks.predictions import PredictionWriter
+from src.errors import exit_on_error
+from src.run_dirs import ROOT_DIR, RunDirs
+from src.runtime import apply_cpu_settings, settings
 
 # (datamodule attribute, network / task argument): sizes known only once the data is prepared,
 # and the data's training mode (stateful streams).
@@ -27,13 +32,53 @@ LINKS = [
     ("data.tag_names", "model.init_args.tag_names"),
 ]
 
+# What every experiment shares, so that an experiment YAML holds only what makes it that
+# experiment. Each run writes to <default_root_dir>/<experiment>/version_N/ (TensorBoard events,
+# config.yaml, checkpoints/), the experiment named after its config file.
+DEFAULTS = {
+    "trainer.default_root_dir": ROOT_DIR,
+    "trainer.log_every_n_steps": 20,
+    "trainer.logger": {
+        "class_path": "lightning.pytorch.loggers.TensorBoardLogger",
+        "init_args": {"save_dir": ROOT_DIR, "name": None, "default_hp_metric": False},
+    },
+    "checkpoint.filename": "epoch{epoch:02d}-step{step}",
+    "checkpoint.auto_insert_metric_name": False,
+    "checkpoint.save_last": True,
+    "lr_monitor.logging_interval": "epoch",
+}
+
 
 class SeqLabCLI(LightningCLI):
-    """LightningCLI with the datamodule -> model size links."""
+    """LightningCLI with the shared callbacks, one folder per run, and the datamodule -> model
+    size links.
+
+    Top-level keys beside ``trainer`` / ``model`` / ``data``: ``checkpoint`` (ModelCheckpoint:
+    ``monitor`` and ``mode`` name the validation metric that picks the best checkpoint),
+    ``early_stopping`` (EarlyStopping on the same metric), ``lr_monitor`` and ``predictions``
+    (the ``predict`` output file, see :class:`~src.callbacks.predictions.PredictionWriter`).
+    """
 
     def add_arguments_to_parser(self, parser) -> None:
+        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.add_lightning_class_args(EarlyStopping, "early_stopping")
+        parser.add_lightning_class_args(LearningRateMonitor, "lr_monitor")
+        parser.add_lightning_class_args(PredictionWriter, "predictions")
+        parser.link_arguments("checkpoint.monitor", "early_stopping.monitor")
+        parser.link_arguments("checkpoint.mode", "early_stopping.mode")
+        parser.set_defaults(DEFAULTS)
         for source, target in LINKS:
             parser.link_arguments(source, target, apply_on="instantiate")
+
+    def before_instantiate_classes(self) -> None:
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        RunDirs(config, self.subcommand).resolve()
+
+    def before_fit(self) -> None:
+        # process-wide switches (allocator, subnormals, threads) change speed, not the model, so
+        # they are environment settings; recorded with the run's hyperparameters all the same
+        for logger in self.trainer.loggers:
+            logger.log_hyperparams({"runtime": settings()})
 
 
 def main(args: list[str] | None = None, run: bool = True) -> SeqLabCLI:
@@ -49,4 +94,4 @@ def main(args: list[str] | None = None, run: bool = True) -> SeqLabCLI:
 
 
 if __name__ == "__main__":
-    main()
+    exit_on_error(main)

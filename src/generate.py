@@ -1,6 +1,6 @@
 """Sample text from a character language-model checkpoint (char-rnn sampling, Karpathy 2015).
 
-``python -m src.generate --ckpt_path lightning_logs/charlm_imdb/checkpoints/last.ckpt
+``python -m src.generate --ckpt_path lightning_logs/charlm_imdb/version_0/checkpoints/last.ckpt
 --prompt "This movie" --length 300 --temperature 0.8 --top_k 20 --seed 0``
 """
 

@@ -13,8 +13,6 @@ Gradients that shrink through many recurrent steps (an LSTM's cell-state chain o
 review) reach subnormal magnitudes (below 1.2e-38 in fp32), on which x86 arithmetic runs tens
 of times slower; flushing them to zero, as TensorFlow does by default, changes no result that
 fp32 training can resolve.
-
-:func:`device_types` reads the device-list settings (``SEQLAB_DENSE_EXACT_DEVICES``).
 """
 
 import ctypes
@@ -25,6 +23,7 @@ import torch
 
 _M_TRIM_THRESHOLD = -1  # mallopt parameters, from glibc's malloc.h
 _M_MMAP_MAX = -4
+_applied: dict[str, bool] = {}  # what apply_cpu_settings() did in this process
 
 
 def retain_freed_memory() -> bool:
@@ -67,18 +66,17 @@ def apply_cpu_settings() -> dict[str, bool]:
     Returns:
         Which settings were applied, by function name.
     """
-    return {"retain_freed_memory": retain_freed_memory(), "flush_denormals": flush_denormals()}
+    _applied.update(retain_freed_memory=retain_freed_memory(), flush_denormals=flush_denormals())
+    return dict(_applied)
 
 
-def device_types(value: str, source: str = "SEQLAB_DENSE_EXACT_DEVICES") -> tuple[str, ...]:
-    """``"cpu, cuda"`` -> ``("cpu", "cuda")``; a one-line error naming ``source`` otherwise."""
-    types = []
-    for name in filter(None, (part.strip() for part in value.split(","))):
-        try:
-            types.append(torch.device(name).type)
-        except RuntimeError:
-            raise ValueError(
-                f"{source}: {name!r} is not a device type; give a comma-separated list such as"
-                " 'cpu,cuda'"
-            ) from None
-    return tuple(types)
+def settings() -> dict[str, object]:
+    """The process-wide settings a run trained under, for its logged hyperparameters: what
+    :func:`apply_cpu_settings` applied, the switches' environment values and the thread count."""
+    switches = ("SEQLAB_RETAIN_MEMORY", "SEQLAB_FLUSH_DENORMAL", "OMP_NUM_THREADS")
+    return {
+        **{name: _applied.get(name, False) for name in ("retain_freed_memory", "flush_denormals")},
+        **{name: os.environ.get(name, "") for name in switches},
+        "torch_num_threads": torch.get_num_threads(),
+        "torch_version": str(torch.__version__),
+    }

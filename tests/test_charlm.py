@@ -232,7 +232,7 @@ def test_generate_entry_point_runs_on_a_checkpoint_from_a_tiny_fit(tmp_path, mon
     cli = cli_main(["fit", "--config", str(ROOT / "configs" / "charlm_imdb.yaml"), *args])
     assert cli.model.hparams.vocab == cli.datamodule.vocab  # linked, so stored in checkpoints
     assert math.isfinite(cli.trainer.callback_metrics["val/bpc"])
-    ckpt = tmp_path / "lightning_logs" / "charlm_imdb" / "checkpoints" / "last.ckpt"
+    ckpt = tmp_path / "lightning_logs" / "charlm_imdb" / "version_0" / "checkpoints" / "last.ckpt"
 
     argv = ["--ckpt_path", str(ckpt), "--prompt", "This movie", "--length", "40", "--seed", "0"]
     text = generate_main(argv)

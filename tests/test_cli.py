@@ -56,18 +56,17 @@ TINY_DATA = {
 
 
 def _tiny_config(config: Path, tmp_path: Path, **trainer) -> Path:
-    """The experiment YAML with tiny data, and logs/checkpoints under ``tmp_path``."""
+    """The experiment YAML with tiny data, and every run's folder under ``tmp_path / "logs"``
+    (``<experiment>/version_N/``, checkpoints in its ``checkpoints/``)."""
     cfg = yaml.safe_load(config.read_text())
     datamodule = cfg["data"]["class_path"].rsplit(".", 1)[-1]
     cfg["data"]["init_args"].update(TINY_DATA[datamodule](tmp_path))
     net = cfg["model"]["init_args"]["net"]["init_args"]
     if "hidden_size" in net:
         net["hidden_size"] = 8  # keep the step cheap; the architecture stays as shipped
-    cfg["trainer"]["logger"]["init_args"]["save_dir"] = str(tmp_path / "logs")
-    for callback in cfg["trainer"]["callbacks"]:
-        if "dirpath" in callback["init_args"]:
-            callback["init_args"]["dirpath"] = str(tmp_path / "ckpt")
-    cfg["trainer"].update(default_root_dir=str(tmp_path), enable_progress_bar=False, **trainer)
+    cfg["trainer"].update(
+        default_root_dir=str(tmp_path / "logs"), enable_progress_bar=False, **trainer
+    )
     path = tmp_path / config.name
     path.write_text(yaml.safe_dump(cfg))
     return path
@@ -88,10 +87,12 @@ def test_round_trip_fit_test_predict(name, tmp_path, monkeypatch):
     limits = {"max_epochs": 2, "limit_train_batches": 3, "limit_val_batches": 2}
     config = _tiny_config(ROOT / "configs" / f"{name}.yaml", tmp_path, **limits)
     fit = main(["fit", "--config", str(config)])
-    last = tmp_path / "ckpt" / "last.ckpt"
+    run = tmp_path / "logs" / name / "version_0"
+    assert Path(fit.trainer.log_dir) == run
+    last = run / "checkpoints" / "last.ckpt"
     assert last.exists()
-    assert len(list((tmp_path / "ckpt").glob("epoch*.ckpt"))) == 1  # best
-    assert (Path(fit.trainer.log_dir) / "config.yaml").exists()  # resolved config saved
+    assert len(list(last.parent.glob("epoch*.ckpt"))) == 1  # best
+    assert (run / "config.yaml").exists()  # resolved config saved
     metric = "val/acc" if name.startswith("imdb") else "val/mse"
     assert metric in fit.trainer.callback_metrics
 

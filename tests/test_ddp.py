@@ -14,14 +14,13 @@ from tests.test_cli import ROOT, _tiny_config
 def test_ddp_two_processes_fit_and_sharded_predict(tmp_path):
     config = _tiny_config(ROOT / "configs" / "imdb_bilstm.yaml", tmp_path, max_epochs=1)
     cfg = yaml.safe_load(config.read_text())
-    for callback in cfg["trainer"]["callbacks"]:
-        if callback["class_path"].endswith("PredictionWriter"):
-            callback["init_args"]["path"] = str(tmp_path / "pred" / "predictions.jsonl")
+    cfg["predictions"] = {"path": str(tmp_path / "pred" / "predictions.jsonl")}
     config.write_text(yaml.safe_dump(cfg))
+    last = tmp_path / "logs" / "imdb_bilstm" / "version_0" / "checkpoints" / "last.ckpt"
     ddp = ["--trainer.accelerator", "cpu", "--trainer.devices", "2", "--trainer.strategy", "ddp"]
     ddp += ["--trainer.use_distributed_sampler", "false"]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    for command in (["fit"], ["predict", "--ckpt_path", str(tmp_path / "ckpt" / "last.ckpt")]):
+    for command in (["fit"], ["predict", "--ckpt_path", str(last)]):
         run = subprocess.run(
             [sys.executable, "-m", "src.cli", *command, "--config", str(config), *ddp],
             cwd=tmp_path,
