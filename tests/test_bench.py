@@ -70,7 +70,7 @@ def test_gpu_bench_code_runs_on_cpu(tmp_path, monkeypatch):
     data = str(ROOT / "tests" / "fixtures" / "imdb")
     extra = ["--model.init_args.net.init_args.hidden_size", "8"]
     report = bench_gpu.run(quick=True, data_dir=data, device="cpu", extra=extra)
-    for recipe in ("seeds", "project"):
+    for recipe in ("tutorial", "project"):
         assert len(report[recipe]["epoch_s"]) == report["epochs"] == 1
         assert report[recipe]["reviews_per_s"] > 0
         assert 0 <= report[recipe]["test_acc"] <= 1
@@ -87,14 +87,14 @@ def test_gpu_bench_code_runs_on_cpu(tmp_path, monkeypatch):
         assert row["exact_dense_vs_packed_max_abs_diff"] < 1e-5
         assert row["real_token_share"] > (0.8 if row["lengths"] == "bucketed" else 0)
     assert all(r["real_tokens_per_s"] > 0 for r in steps)
-    assert report["matmul_tflops"]["bf16"] > 0 and report["epoch_speedup_vs_seeds"] > 0
+    assert report["matmul_tflops"]["bf16"] > 0 and report["epoch_speedup_vs_tutorial"] > 0
     # as if it had run on a GPU: the gpu_* summary keys and the table's GPU rows
     from bench.report import markdown, summary
 
     as_gpu = {**report, "device": "cuda", "machine": {**report["machine"], "gpu": "Test GPU"}}
     head = summary({"gpu": as_gpu}, as_gpu["machine"])
     assert head["gpu_imdb_epoch_s"] == report["project"]["epoch_s"][-1]
-    assert head["gpu_seeds_test_acc"] == report["seeds"]["test_acc"]
+    assert head["gpu_tutorial_test_acc"] == report["tutorial"]["test_acc"]
     table = markdown(head, {"gpu": as_gpu})
     assert "| GPU IMDB BiLSTM epoch" in table
     assert "| 16, bucketed, bf16 | " in table and "failed" not in table  # the step table
