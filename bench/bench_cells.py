@@ -4,8 +4,8 @@
 
 Full size: batch 64, 100 steps, 128 input features, 256 hidden units, one layer, float32 on the
 default device and torch's default threads. ``quick`` uses 16 x 30 x 32 -> 64 on one thread (a
-smoke test, seconds: with two threads on a busy 2-core machine every tiny matmul waits ~8 ms for
-the second OpenMP thread). The compiled variant's first call (the compilation) is reported apart
+smoke test, seconds: with two threads on a busy 2-core machine every tiny matmul waits for the
+second OpenMP thread). The compiled variant's first call (the compilation) is reported apart
 from its timed runs.
 """
 

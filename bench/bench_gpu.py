@@ -1,8 +1,8 @@
-"""IMDB BiLSTM on one GPU: the project's recipe against the seeds' plain-PyTorch one, same run.
+"""IMDB BiLSTM on one GPU: the project's recipe against the plain-PyTorch tutorial one, same run.
 
     python -m bench.bench_gpu [--quick] [--data-dir data/imdb] [--device cuda] [-- CLI args]
 
-- ``seeds``: the seeds' recipe, plain PyTorch: shuffled batches of 64, embedding 128, packed
+- ``tutorial``: the tutorial recipe, plain PyTorch: shuffled batches of 64, embedding 128, packed
   BiLSTM 128 (final hidden states), fp32, Adam 1e-3.
 - ``project``: ``configs/imdb_bilstm.yaml`` + ``configs/trainer/gpu.yaml`` through ``src.cli``
   (Lightning, bucketed batches, bf16 autocast); CLI arguments after ``--`` are added, e.g.
@@ -39,8 +39,8 @@ from src.data.imdb.datamodule import IMDBDataModule
 ROOT = Path(__file__).resolve().parents[1]
 
 
-class SeedsBiLSTM(nn.Module):
-    """The seeds' IMDB model: embedding, packed BiLSTM, linear on both final hidden states."""
+class TutorialBiLSTM(nn.Module):
+    """The tutorial's IMDB model: embedding, packed BiLSTM, linear on both final hidden states."""
 
     def __init__(self, vocab_size: int, embedding_dim: int = 128, hidden_size: int = 128) -> None:
         super().__init__()
@@ -55,13 +55,13 @@ class SeedsBiLSTM(nn.Module):
         return self.out(torch.cat([h_n[-2], h_n[-1]], 1))
 
 
-def seeds_recipe(data_dir: str, cache_dir: str, epochs: int, device: str) -> dict:
-    """Trains the seeds' model for ``epochs``; each epoch's training seconds, test accuracy."""
+def tutorial_recipe(data_dir: str, cache_dir: str, epochs: int, device: str) -> dict:
+    """Trains the tutorial's model for ``epochs``; each epoch's training seconds, test accuracy."""
     torch.manual_seed(0)
     dm = IMDBDataModule(data_dir, cache_dir, batch_size=64, bucket=False, pin_memory=True)
     dm.prepare_data()
     dm.setup("fit")
-    model = SeedsBiLSTM(dm.vocab_size).to(device)
+    model = TutorialBiLSTM(dm.vocab_size).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     reset_peak(device)
     epoch_s, reviews = [], 0
@@ -158,10 +158,10 @@ def run(
     report["cudnn_steps"] = cudnn_steps(device, quick)
     with tempfile.TemporaryDirectory() as tmp:
         cache = str(Path(tmp) / "cache")  # both recipes tokenise alike, into one cache
-        report["seeds"] = seeds_recipe(data_dir, cache, epochs, device)
+        report["tutorial"] = tutorial_recipe(data_dir, cache, epochs, device)
         report["project"] = project_recipe(data_dir, cache, epochs, device, extra or [], Path(tmp))
-    report["epoch_speedup_vs_seeds"] = (
-        report["seeds"]["epoch_s"][-1] / (report["project"]["epoch_s"][-1])
+    report["epoch_speedup_vs_tutorial"] = (
+        report["tutorial"]["epoch_s"][-1] / (report["project"]["epoch_s"][-1])
     )
     return report
 

@@ -107,7 +107,7 @@ def compare_one_batch(cell: str, bidirectional: bool, lengths, args, with_packed
 def bucketed_training(args, lengths_pool: torch.Tensor, n_batches: int) -> dict:
     """BiLSTM forward + backward + Adam step over length-bucketed batches (the training loop).
 
-    The machine's speed drifts by tens of percent within minutes, so the matmul peak is measured
+    A shared machine's speed drifts within minutes, so the matmul peak is measured
     around every timed epoch (before and after, averaged) and each epoch's share of it is its
     own ratio; the report gives their median and range.
     """

@@ -22,8 +22,8 @@ def timed_rounds(
     """Seconds of every function in ``fns`` over ``repeats`` rounds, each round running them once
     in turn, after ``warmup`` such rounds.
 
-    The machine's speed drifts by tens of percent within minutes; run in turn, every variant sees
-    the same drift, and the ratio of two variants taken round by round (:func:`ratios`) cancels it.
+    A shared machine's speed drifts within minutes; run in turn, every variant sees the same
+    drift, and the ratio of two variants taken round by round (:func:`ratios`) cancels it.
     """
     for _ in range(warmup):
         for fn in fns.values():
@@ -58,7 +58,7 @@ def matmul_gflops(size: int = 4096, repeats: int = 5, device: str = "cpu") -> di
 
     On CPU two kernels are measured, ``torch.matmul`` (MKL/OpenBLAS) and oneDNN's linear (the
     library behind PyTorch's CPU LSTM); on AMD CPUs MKL may not use AVX-512 and oneDNN can be
-    twice as fast. ``peak`` is the faster of the two, the conservative reference for ratios.
+    much the faster. ``peak`` is the faster of the two, the conservative reference for ratios.
     """
     a = torch.randn(size, size, device=device)
     b = torch.randn(size, size, device=device)

@@ -1,4 +1,4 @@
-"""Headline figures under fixed keys (``summary.json``) and the Markdown table the README quotes."""
+"""Headline figures under fixed keys (``summary.json``) and the Markdown table of the report."""
 
 from bench.report_gpu import gpu_rows, gpu_steps_table, gpu_summary
 

@@ -2,6 +2,9 @@
 
 python -m bench.run [--quick] [--data-dir data/imdb] [--only rnn,overhead,data,cells,inference,gpu]
 
+A full run (every benchmark, full sizes) also rewrites the marked table of docs/performance.md
+(``--docs ''`` leaves it alone); quick and partial runs never touch it.
+
 Each benchmark runs in a fresh process, so its ``peak_rss_mb`` is its own; the processes are
 forked from a server that has imported the packages once (spawned where fork is unavailable).
 """
@@ -15,6 +18,7 @@ from pathlib import Path
 
 from bench import bench_cells, bench_data, bench_gpu, bench_inference, bench_overhead, bench_rnn
 from bench.common import machine, peak_rss_mb
+from bench.docs_block import DOC, check, rewrite
 from bench.report import markdown, summary
 from src.runtime import apply_cpu_settings
 
@@ -43,10 +47,17 @@ def main() -> None:
     cli.add_argument("--data-dir", default="data/imdb", help="IMDB copy for the data benchmark")
     cli.add_argument("--only", default=",".join(BENCHMARKS), help="comma-separated subset")
     cli.add_argument("--out", default=str(RESULTS), help="report directory")
+    cli.add_argument("--docs", default=str(DOC), help="doc whose bench block a full run rewrites")
     args = cli.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     suffix = "-quick" if args.quick else ""
+    full = not args.quick and set(args.only.split(",")) == set(BENCHMARKS)
+    if full and args.docs:
+        try:
+            check(Path(args.docs))  # before the benchmarks, not after them
+        except ValueError as err:
+            cli.error(str(err))
     results = {}
     fork = "forkserver" in multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("forkserver" if fork else "spawn")
@@ -70,6 +81,9 @@ def main() -> None:
     (out / f"summary{suffix}.json").write_text(json.dumps(head, indent=2))
     (out / f"summary{suffix}.md").write_text(markdown(head, results))
     print((out / f"summary{suffix}.md").read_text())
+    if full and args.docs:
+        rewrite(head, results, Path(args.docs))
+        print(f"rewrote the bench block of {args.docs}")
 
 
 if __name__ == "__main__":

@@ -4,14 +4,14 @@ subnormal floats as zero.
 PyTorch's CPU allocator caches nothing, and glibc serves every block above its mmap threshold (at
 most 32 MiB) with a fresh ``mmap`` that it unmaps again on ``free``: each large activation or
 gradient of a training step then costs page faults and pages the kernel must zero. A recurrent
-training step allocates and frees gigabytes that way. On the 2-core reference machine a third of
-the CPU time of a BiLSTM training loop went to the kernel, and the loop ran at about half the
-speed it reaches with the heap kept (``bench/bench_rnn.py`` measures both side by side). The
-price is that the process's resident memory stays at its peak instead of shrinking.
+training step allocates and frees gigabytes that way, so the kernel's page work takes a large
+share of its CPU time (``bench/bench_rnn.py`` times the training loop both ways; figures in
+docs/performance.md). The price is that the process's resident memory stays at its peak instead
+of shrinking.
 
 Gradients that shrink through many recurrent steps (an LSTM's cell-state chain over a long
-review) reach subnormal magnitudes (below 1.2e-38 in fp32), on which x86 arithmetic runs tens
-of times slower; flushing them to zero, as TensorFlow does by default, changes no result that
+review) reach subnormal magnitudes (below 1.2e-38 in fp32), on which x86 arithmetic runs many
+times slower; flushing them to zero, as TensorFlow does by default, changes no result that
 fp32 training can resolve.
 """
 

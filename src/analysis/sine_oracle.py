@@ -1,5 +1,6 @@
-"""Oracle forecasts of the seeds' noisy sine, which know its frequency, amplitude and noise: the
-noise floor, phase-only least squares and the Bayes posterior mean, the bounds of any forecaster.
+"""Oracle forecasts of the noisy sine ``sin(t) + 0.1 ε``, which know its frequency, amplitude and
+noise: the noise floor, phase-only least squares and the Bayes posterior mean, the bounds of any
+forecaster.
 
     python -m src.analysis.sine_oracle [--seed 1] [--predictions <run>/predictions.jsonl]
 

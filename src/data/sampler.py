@@ -58,7 +58,8 @@ class BucketBatchSampler(BatchSampler):
             deal) instead of keeping it (and padding by repetition).
         bucket_size: pool size in batches. The default 100 pools 6,400 examples at batch 64,
             about four pools per IMDB training epoch: lengths inside a batch nearly match
-            (over 99 % real tokens on IMDB) while batch composition still changes every epoch.
+            (docs/performance.md gives the real-token share on IMDB) while batch composition
+            still changes every epoch.
             Smaller pools give more randomness and a little more padding.
         seed: base seed; the epoch's randomness is ``(seed, epoch)``, identical on every rank.
         num_replicas: number of ranks; default ``torch.distributed``'s world size, else 1.

@@ -1,5 +1,5 @@
 """Direct multi-step recurrent forecaster: features -> RecurrentEncoder -> linear head emitting
-all ``output_len`` future steps at once (the seeds' LSTMForecaster, generalised)."""
+all ``output_len`` future steps at once."""
 
 from typing import Literal
 

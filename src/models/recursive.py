@@ -1,5 +1,5 @@
 """One-step forecaster applied recursively over the horizon, each prediction fed back as the newest
-input (the seeds' ``recursive_forecast``; the iterated strategy of Taieb et al. 2012)."""
+input (the iterated strategy of Taieb et al. 2012)."""
 
 from typing import Any
 

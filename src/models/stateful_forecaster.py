@@ -1,6 +1,6 @@
 """Stateful recurrent forecaster for truncated backpropagation through time across contiguous
-chunks (Williams & Peng 1990; the seeds' ``h.detach_()`` recipe): a direct multi-step head on
-every step's hidden state."""
+chunks (Williams & Peng 1990; the state carried across batches, detached): a direct multi-step
+head on every step's hidden state."""
 
 from typing import Literal
 

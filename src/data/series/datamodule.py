@@ -1,4 +1,4 @@
-"""Forecasting DataModule: sliding windows over a chronologically split series (seeds' recipe)."""
+"""Forecasting DataModule: sliding windows over a chronologically split series."""
 
 from __future__ import annotations
 

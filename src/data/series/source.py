@@ -1,4 +1,5 @@
-"""Time-series generators (noisy sine as in the seeds' LSTM forecasting recipe) and a CSV loader.
+"""Time-series generators (noisy sine, sums of sines, trend + season, covariates, random walk)
+and a CSV loader.
 
 Every generator returns a float32 array of shape ``(T, C)`` whose channel 0 is the target; any
 further channels are covariates.
@@ -27,7 +28,7 @@ def sine(
     noise_std: float = 0.1,
     rng: np.random.Generator | None = None,
 ) -> np.ndarray:
-    """Noisy sine of the seeds: ``sin(t) + noise_std * randn`` on ``linspace(0, t_max, n_points)``.
+    """Noisy sine: ``sin(t) + noise_std * randn`` on ``linspace(0, t_max, n_points)``.
 
     Returns:
         ``(n_points, 1)`` float32 array.

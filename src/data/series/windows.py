@@ -1,6 +1,6 @@
-"""Forecasting samples cut from a scaled series: sliding windows (the seeds' recipe), contiguous
-parallel streams for stateful truncated-BPTT training (Williams & Peng 1990; char-RNN batching),
-and the seasonal-naive baseline (Hyndman & Athanasopoulos, FPP3 5.2)."""
+"""Forecasting samples cut from a scaled series: sliding windows, contiguous parallel streams for
+stateful truncated-BPTT training (Williams & Peng 1990; char-RNN batching), and the
+seasonal-naive baseline (Hyndman & Athanasopoulos, FPP3 5.2)."""
 
 from __future__ import annotations
 

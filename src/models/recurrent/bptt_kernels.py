@@ -23,7 +23,7 @@ def _onednn(t: Tensor) -> bool:
 
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """``x @ weight.T + bias`` for ``x`` ``(M, K)``, ``weight`` ``(N, K)`` (or
-    :func:`packed_weight`): on oneDNN for float32 on CPU (on AMD CPUs MKL can be half as fast)."""
+    :func:`packed_weight`): on oneDNN for float32 on CPU (MKL may not use AVX-512 on AMD CPUs)."""
     if _onednn(x):
         return _ONEDNN_LINEAR(x, weight, bias, "none", [], "")
     return F.linear(x, weight, bias)

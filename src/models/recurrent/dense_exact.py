@@ -27,8 +27,9 @@ def _dense(kernel: Callable) -> Callable:
     return run
 
 
-# From this hidden size up the hand-written GRU trains faster than PyTorch's CPU GRU (2 cores,
-# batch 16-256: 1.05-1.2x at 128, 1.4-2x from 256); below it PyTorch's C++ step loop wins.
+# From this hidden size up the hand-written GRU layer (fused gate kernels, the weight gradients
+# of all steps as one GEMM) trains faster than PyTorch's CPU GRU; below it the fixed cost of its
+# Python step loop dominates and PyTorch's C++ loop wins (measured: docs/performance.md).
 HANDWRITTEN_GRU_MIN_HIDDEN = 128
 
 
@@ -43,8 +44,8 @@ def _gru(x: Tensor, h0: Tensor, params: list[Tensor], training: bool) -> Tensor:
 
 KERNELS = {"lstm": _dense(torch.lstm), "gru": _gru, "rnn": _dense(torch.rnn_tanh)}
 # A recurrent step over a group costs about as much as this many more rows: the price of an
-# extra group (one more pass over its steps) against the padding it saves; measured on the
-# IMDB-like batch of bench/bench_rnn.py (2 cores: 4 to 8 are the fastest, 1.5x over no groups).
+# extra group (one more pass over its steps) against the padding it saves; chosen on the
+# IMDB-like batch of bench/bench_rnn.py (docs/performance.md).
 STEP_OVERHEAD_ROWS = 8
 # Devices whose batches are cut into length groups. That cost model is the CPU's: on a GPU a step
 # costs about the same for any number of rows, so another pass over a group's steps never pays.

@@ -1,7 +1,7 @@
 """GRU layer (Cho et al. 2014) with hand-written backprop through time (Werbos 1990).
 
 PyTorch's CPU GRU runs every step as separate GEMM and elementwise kernels and differentiates
-them one by one, at about a third of its LSTM's speed (which runs on oneDNN's fused RNN).
+them one by one, far below its LSTM's speed (which runs on oneDNN's fused RNN).
 :class:`GRULayer` is built like :class:`~src.models.recurrent.lstm_bptt.LSTMLayer`: the input
 projections of all steps as one GEMM, one recurrent GEMM per step each way (on oneDNN in float32 on
 CPU), the gate arithmetic in one kernel each way, and the weight gradients of all steps as single
