@@ -21,7 +21,7 @@ PLANNING = [
     re.compile(r"\bissues?\b", re.IGNORECASE),
     re.compile(r"\bS\d+\.\d+\b"),
 ]
-CHECKED = ("src", "bench", "docs", "notebooks", "README.md")
+CHECKED = ("src", "bench", "configs", "docs", "notebooks", "README.md")
 SUFFIXES = {".py", ".md", ".ipynb", ".yaml"}
 # Configs whose data is generated, so their commands need no download or local copy.
 DATA_FREE = re.compile(r"configs/(sine_|multivariate_|anomaly_|reverse_attention)")
