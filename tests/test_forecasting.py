@@ -9,7 +9,6 @@ from lightning.pytorch.callbacks import Callback
 from src.data.series.datamodule import TimeSeriesDataModule
 from src.data.series.windows import StreamDataset, WindowDataset, seasonal_index
 from src.models.forecaster import RNNForecaster
-from src.models.pooling import last_hidden
 from src.models.recursive import OneStepForecaster, recursive_forecast
 from src.models.seq2seq_forecaster import Seq2SeqForecaster
 from src.models.stateful_forecaster import StatefulForecaster
@@ -237,11 +236,18 @@ def test_forecaster_pooling_gradients(pooling):
     _all_params_get_grad(net, out.pow(2).sum())
 
 
-def test_forecaster_last_pooling_unchanged():
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_forecaster_last_pooling_reads_top_layer_ends(cell):
+    """Expected value from PyTorch's own module: forward direction at step L - 1, backward at 0."""
     torch.manual_seed(0)
-    net = RNNForecaster(input_size=2, output_len=3, hidden_size=5, bidirectional=True)
+    net = RNNForecaster(
+        input_size=2, output_len=3, hidden_size=5, cell=cell, num_layers=2, bidirectional=True
+    )
     assert not [k for k in net.state_dict() if k.startswith("pool")]  # old checkpoints load
+    rnn = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[cell]
+    reference = rnn(2, 5, num_layers=2, bidirectional=True, batch_first=True)
+    reference.load_state_dict(net.encoder.rnn.state_dict())
     x = torch.randn(4, 7, 2)
-    h_n = net.encoder(x)[1][0]
-    expected = net.head(net.norm(last_hidden(h_n, 2))).view(4, 3, 1)
-    torch.testing.assert_close(net(x), expected)
+    output = reference(x)[0]  # (N, L, 2 * H): the top layer, both directions
+    pooled = torch.cat([output[:, -1, :5], output[:, 0, 5:]], -1)
+    torch.testing.assert_close(net(x), net.head(net.norm(pooled)).view(4, 3, 1))

@@ -91,3 +91,23 @@ def test_load_embeddings_checks_shape():
     assert not net.embedding.weight.requires_grad and net.embedding.weight.sum() == 40
     with pytest.raises(ValueError, match="match vocab_size"):
         net.load_embeddings(torch.ones(9, 4))
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_classifier_last_pooling_at_each_true_end(cell):
+    """Expected value: PyTorch's module on each sequence cut to its own length, one at a time."""
+    torch.manual_seed(0)
+    net = RNNClassifier(
+        20, embedding_dim=3, hidden_size=4, cell=cell, num_layers=2, bidirectional=True
+    ).eval()
+    rnn = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[cell]
+    reference = rnn(3, 4, num_layers=2, bidirectional=True, batch_first=True)
+    reference.load_state_dict(net.encoder.rnn.state_dict())
+    lengths = torch.tensor([6, 2, 4, 1])
+    tokens = torch.randint(1, 20, (4, 6)) * (torch.arange(6) < lengths[:, None])
+    pooled = []
+    for row, n in zip(tokens, lengths.tolist(), strict=True):
+        output = reference(net.embedding(row[None, :n]))[0][0]  # (n, 2 * H)
+        pooled.append(torch.cat([output[-1, :4], output[0, 4:]]))
+    expected = net.head(net.norm(torch.stack(pooled)))
+    torch.testing.assert_close(net(tokens, lengths), expected)
