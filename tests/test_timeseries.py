@@ -43,6 +43,85 @@ def test_multivariate_follows_its_equations():
     np.testing.assert_allclose(y[5:], expected, atol=1e-5)
 
 
+def _spectrum_peaks(y: np.ndarray, count: int) -> list[int]:
+    """Bins of the ``count`` largest local maxima of ``|rfft(y)|``, lowest bin first."""
+    power = np.abs(np.fft.rfft(y - y.mean()))
+    local = np.flatnonzero((power[1:-1] > power[:-2]) & (power[1:-1] >= power[2:])) + 1
+    return sorted(local[np.argsort(power[local])[-count:]].tolist())
+
+
+def _fit(columns: list[np.ndarray], y: np.ndarray) -> tuple[np.ndarray, float]:
+    """Least-squares coefficients of ``y`` on ``columns`` and the residuals' std."""
+    design = np.stack(columns, 1)
+    coef = np.linalg.lstsq(design, y, rcond=None)[0]
+    return coef, float((y - design @ coef).std())
+
+
+@pytest.mark.parametrize(
+    ("frequencies", "amplitudes"), [((1.0, 0.31, 2.3), (1.0, 0.6, 0.3)), ((0.5, 1.7), (2.0, 0.5))]
+)
+def test_multi_sine_spectrum_peaks_at_its_frequencies(frequencies, amplitudes):
+    y = series.multi_sine(
+        frequencies=frequencies, amplitudes=amplitudes, noise_std=0.2, rng=np.random.default_rng(0)
+    )[:, 0].astype(np.float64)
+    t = np.linspace(0, 200, 10000)
+    bin_width = 2 * np.pi / (t[1] * len(t))  # angular frequency per rfft bin
+    expected = sorted(round(f / bin_width) for f in frequencies)
+    assert _spectrum_peaks(y, len(frequencies)) == expected
+    columns = [fn(f * t) for f in frequencies for fn in (np.sin, np.cos)]
+    coef, residual = _fit(columns, y)
+    np.testing.assert_allclose(coef[0::2], amplitudes, atol=0.02)  # sine terms, given amplitudes
+    np.testing.assert_allclose(coef[1::2], 0.0, atol=0.02)  # no cosine terms: phase 0 at t = 0
+    assert residual == pytest.approx(0.2, rel=0.05)
+
+
+@pytest.mark.parametrize(("slope", "period"), [(0.02, 2 * np.pi), (-0.05, 10.0)])
+def test_trend_seasonal_recovers_slope_and_period(slope, period):
+    y = series.trend_seasonal(
+        slope=slope, period=period, amplitude=0.7, noise_std=0.3, rng=np.random.default_rng(1)
+    )[:, 0].astype(np.float64)
+    t = np.linspace(0, 200, 10000)
+    trend = np.polyfit(t, y, 1)
+    assert trend[0] == pytest.approx(slope, abs=2e-3)
+    seasonal = y - np.polyval(trend, t)
+    assert _spectrum_peaks(seasonal, 1) == [round(t[-1] / period)]  # cycles in the span
+    angle = 2 * np.pi * t / period
+    coef, residual = _fit([np.ones_like(t), t, np.sin(angle), np.cos(angle)], y)
+    np.testing.assert_allclose(coef, [0.0, slope, 0.7, 0.0], atol=0.02)
+    assert residual == pytest.approx(0.3, rel=0.05)
+
+
+def test_random_walk_increments_and_growing_variance():
+    rng = np.random.default_rng(2)
+    walk = series.random_walk(20000, step_std=0.3, drift=0.05, rng=rng)[:, 0].astype(np.float64)
+    assert walk[0] == 0.0
+    steps = np.diff(walk)
+    assert steps.mean() == pytest.approx(0.05, abs=0.01)
+    assert steps.std() == pytest.approx(0.3, rel=0.03)
+    assert abs(np.corrcoef(steps[:-1], steps[1:])[0, 1]) < 0.03  # independent increments
+    # not stationary: over many walks the variance at step i is i * step_std ** 2
+    walks = np.stack([series.random_walk(201, step_std=0.3, rng=rng)[:, 0] for _ in range(800)])
+    variance = walks.astype(np.float64).var(0)
+    for i in (25, 100, 200):
+        assert variance[i] == pytest.approx(i * 0.09, rel=0.15)
+
+
+def test_multivariate_covariates_as_designed():
+    values = series.multivariate(20000, noise_std=0.2, lag=3, rng=np.random.default_rng(4))
+    y, c1, c2 = values.astype(np.float64).T
+    # c2 is AR(1) with coefficient 0.95 and shocks of std 0.3
+    coef, residual = _fit([c2[:-1]], c2[1:])
+    assert coef[0] == pytest.approx(0.95, abs=0.01)
+    assert residual == pytest.approx(0.3, rel=0.03)
+    # y loads on sin(t), c1 and c2 three steps back; not on c2 now
+    t = np.linspace(0, 200, 20000)[3:]
+    coef, residual = _fit([np.sin(t), c1[3:], c2[:-3], c2[3:]], y[3:])
+    np.testing.assert_allclose(coef, [1.0, 0.5, 0.8, 0.0], atol=0.03)
+    assert residual == pytest.approx(0.2, rel=0.05)
+    lagged, now = np.corrcoef(y[3:], c2[:-3])[0, 1], np.corrcoef(y[3:], c2[3:])[0, 1]
+    assert lagged > now > 0  # the target follows the driver with a lag
+
+
 def test_windows_shapes_and_count():
     dm = TimeSeriesDataModule(**SMALL, stride=3)
     dm.setup("fit")
