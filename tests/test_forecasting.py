@@ -80,6 +80,29 @@ def test_seasonal_default_period_nan_without_history_and_metrics():
     assert "rel_seasonal" not in plain.compute()
 
 
+def test_forecast_metrics_by_hand():
+    pred, target, naive = (
+        torch.tensor(values).view(2, 2, 1)
+        for values in ([1.0, -2.0, 3.0, 0.0], [2.0, 2.0, -1.0, 0.0], [0.0, 0.0, 1.0, 0.0])
+    )
+    metric = ForecastMetrics()
+    metric.update(pred[:1], target[:1], naive[:1])  # two updates: the figures cover both
+    metric.update(pred[1:], target[1:], naive[1:])
+    out = {k: v.item() for k, v in metric.compute().items()}
+    # errors -1, -4, 4, 0; naive errors -2, -2, 2, 0
+    assert out["mse"] == pytest.approx((1 + 16 + 16 + 0) / 4)
+    assert out["rmse"] == pytest.approx((33 / 4) ** 0.5)
+    assert out["mae"] == pytest.approx((1 + 4 + 4 + 0) / 4)
+    # 2 |e| / (|pred| + |target|): 2/3, 8/4, 8/4, and 0 where both are 0
+    assert out["smape"] == pytest.approx(100 * (2 / 3 + 2 + 2 + 0) / 4)
+    assert out["naive_mse"] == pytest.approx((4 + 4 + 4 + 0) / 4)
+    assert out["rel_naive"] == pytest.approx(33 / 12)
+    assert "rel_seasonal" not in out
+    metric.reset()
+    metric.update(torch.full((1, 1, 1), 2.0), torch.ones(1, 1, 1), torch.zeros(1, 1, 1))
+    assert metric.compute()["mae"].item() == 1.0  # reset starts a new epoch
+
+
 # ---- encoder-decoder --------------------------------------------------------------------------
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
 def test_seq2seq_shapes_and_gradients(cell):

@@ -4,6 +4,7 @@ import gzip
 import shutil
 from pathlib import Path
 
+import lightning as L
 import pytest
 import torch
 
@@ -98,6 +99,32 @@ def test_padding_is_ignored_by_loss_and_metrics(datamodule):
         metrics = task.val_metrics.compute()
         results.append((loss, metrics["val/acc"], metrics["val/f1"]))
     torch.testing.assert_close(results[0], results[1])
+
+
+def test_per_tag_f1_by_hand(tmp_path):
+    # sentence 1 true A B C A, predicted A B B C; sentence 2 true B C, predicted B C, then two
+    # padded steps whose label (A) and prediction (C) must count nowhere
+    lengths = torch.tensor([4, 2])
+    predicted = torch.tensor([[0, 1, 1, 2], [1, 2, 2, 2]])
+    batch = {
+        "words": torch.ones(2, 4, dtype=torch.long),
+        "chars": torch.ones(2, 4, 1, dtype=torch.long),
+        "lengths": lengths,
+        "tags": torch.tensor([[0, 1, 2, 0], [1, 2, 0, 0]]),
+    }
+    logits = torch.nn.functional.one_hot(predicted, 3).float()
+    task = TaggingTask(_Fixed(logits), num_tags=3, tag_names=["A", "B", "C"])
+    trainer = L.Trainer(
+        accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False,
+        default_root_dir=tmp_path,
+    )  # fmt: skip
+    out = trainer.test(task, torch.utils.data.DataLoader([batch], batch_size=None))[0]
+    # A: 1 hit, 1 missed -> 2/3; B: 2 hits, 1 false alarm -> 4/5; C: 1 hit, 1 missed, 1 false -> 1/2
+    assert out["test/f1_A"] == pytest.approx(2 / 3)
+    assert out["test/f1_B"] == pytest.approx(4 / 5)
+    assert out["test/f1_C"] == pytest.approx(1 / 2)
+    assert out["test/f1"] == pytest.approx((2 / 3 + 4 / 5 + 1 / 2) / 3)
+    assert out["test/acc"] == pytest.approx(4 / 6)
 
 
 def test_every_parameter_gets_a_gradient(datamodule):
