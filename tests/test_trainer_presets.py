@@ -84,17 +84,17 @@ def test_preset_builds_its_trainer(path, restore_globals):
         assert cli.trainer._accelerator_connector.use_distributed_sampler is False
 
 
-def test_debug_preset_fits_repeat_bit_for_bit(restore_globals, tmp_path):
+def test_debug_preset_fits_repeat_bit_for_bit_and_write_nothing(restore_globals, tmp_path):
+    preset = str(ROOT / "configs" / "trainer" / "debug.yaml")
     runs = []
     for k in range(2):
-        run_dir = tmp_path / f"run{k}"
-        run_dir.mkdir()
-        os.chdir(run_dir)
-        preset = str(ROOT / "configs" / "trainer" / "debug.yaml")
-        cli = main(["fit", "--config", str(EXPERIMENT), "--config", preset, *TINY])
+        root = tmp_path / f"run{k}"
+        args = ["--config", str(EXPERIMENT), "--config", preset, *TINY]
+        cli = main(["fit", *args, "--trainer.default_root_dir", str(root)])
         assert cli.trainer.global_step == 1  # one training batch
         assert "val/mse" in cli.trainer.callback_metrics  # and one validation batch
-        assert not list(run_dir.rglob("events.out.tfevents*"))  # the logger is off
+        written = [p.relative_to(root) for p in root.rglob("*") if p.is_file()]
+        assert not written, f"the debug preset wrote {written}"  # no logs, no checkpoints
         runs.append((dict(cli.trainer.callback_metrics), cli.model.state_dict()))
     (metrics, weights), (metrics_again, weights_again) = runs
     assert metrics.keys() == metrics_again.keys() and len(metrics) > 5

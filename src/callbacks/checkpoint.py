@@ -12,7 +12,8 @@ class ModelCheckpoint(LightningModelCheckpoint):
     so after an epoch that did not improve the monitored metric, ``last.ckpt`` still held an
     older epoch and ``fit --ckpt_path last`` silently trained that epoch again. Here ``last.ckpt``
     follows every validation (or every training epoch end, when checkpoints are saved there),
-    whether or not the metric improved. Arguments are ModelCheckpoint's.
+    whether or not the metric improved. A ``fast_dev_run`` writes no checkpoint at all. Arguments
+    are ModelCheckpoint's.
     """
 
     def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
@@ -24,6 +25,11 @@ class ModelCheckpoint(LightningModelCheckpoint):
         super().on_train_epoch_end(trainer, pl_module)
         if self._should_save_on_train_epoch_end(trainer):
             self._save_last_if_behind(trainer)
+
+    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        # Lightning 2.6 writes last.ckpt here even in a fast_dev_run, which saves nothing else
+        if not trainer.fast_dev_run:
+            super().on_train_end(trainer, pl_module)
 
     def _save_last_if_behind(self, trainer: Trainer) -> None:
         if (
