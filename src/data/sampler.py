@@ -9,27 +9,7 @@ import numpy as np
 import torch.distributed as dist
 from torch.utils.data import BatchSampler, DistributedSampler, Sampler
 
-
-class _EpochOrder(Sampler[int]):
-    """Index order of one epoch: a permutation seeded by ``seed + epoch``, or ``0..n-1``.
-
-    It is the batch sampler's ``sampler`` because Lightning's fit loop calls ``set_epoch`` on
-    ``dataloader.sampler`` and ``dataloader.batch_sampler.sampler``, not on the batch sampler.
-    """
-
-    def __init__(self, n: int, shuffle: bool, seed: int) -> None:
-        self.n, self.shuffle, self.seed, self.epoch = n, shuffle, seed, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __iter__(self) -> Iterator[int]:
-        if not self.shuffle:
-            return iter(range(self.n))
-        return iter(np.random.default_rng((self.seed, self.epoch)).permutation(self.n).tolist())
-
-    def __len__(self) -> int:
-        return self.n
+from src.data.resumable import EpochSampler
 
 
 class BucketBatchSampler(BatchSampler):
@@ -82,7 +62,7 @@ class BucketBatchSampler(BatchSampler):
     ) -> None:
         self.lengths = np.asarray(lengths, dtype=np.int64)
         if sampler is None:
-            sampler = _EpochOrder(len(self.lengths), shuffle, seed)
+            sampler = EpochSampler(len(self.lengths), shuffle, seed)
         super().__init__(sampler, batch_size, drop_last)  # checks batch_size and drop_last
         if bucket_size < 1:
             raise ValueError(f"bucket_size must be a positive number of batches, got {bucket_size}")

@@ -20,6 +20,7 @@ from src.data.anomaly.injection import (
     inject_anomalies,
     sample_anomalies,
 )
+from src.data.resumable import ResumableDataLoader
 from src.data.series import source as gen
 
 __all__ = ["Anomaly", "AnomalyDataModule", "AnomalyWindows", "apply_anomalies"]
@@ -203,7 +204,8 @@ class AnomalyDataModule(L.LightningDataModule):
 
     def _loader(self, stage: str, shuffle: bool = False) -> DataLoader:
         self.setup()
-        return DataLoader(
+        loader = ResumableDataLoader if stage == "train" else DataLoader  # resumable mid-epoch
+        return loader(
             self.datasets[stage],
             batch_size=self.batch_size,
             shuffle=shuffle,

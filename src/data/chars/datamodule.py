@@ -16,6 +16,7 @@ from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader
 
 from src.data.chars.source import CharStreamDataset, CharVocab, read_corpus
+from src.data.resumable import ResumableDataLoader
 
 SPLITS = ("train", "val", "test")
 CACHE_VERSION = 1  # bump when the cache layout or the corpus reading changes
@@ -161,7 +162,8 @@ class CharLMDataModule(LightningDataModule):
             raise ValueError("CharLMDataModule streams run on one process; set trainer.devices=1")
         self.setup()
         dataset = CharStreamDataset(self.ids[split], rows, self.bptt, drop_last)
-        return DataLoader(dataset, batch_size=None, shuffle=False, num_workers=self.num_workers)
+        loader = ResumableDataLoader if split == "train" else DataLoader  # resumable mid-epoch
+        return loader(dataset, batch_size=None, num_workers=self.num_workers)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", self.batch_size, drop_last=True)

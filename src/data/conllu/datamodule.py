@@ -13,6 +13,7 @@ from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader
 
 from src.data.conllu.source import TaggedDataset, build_vocab, encode, read_conllu, tag_collate
+from src.data.resumable import ResumableDataLoader
 from src.data.sampler import BucketBatchSampler
 
 SPLITS = ("train", "val", "test")
@@ -162,7 +163,8 @@ class UDPOSDataModule(LightningDataModule):
             self.setup()
         ds = self.datasets[split]
         sampler = BucketBatchSampler(ds.lengths, batch_size, shuffle, seed=self.seed)
-        return DataLoader(
+        loader = ResumableDataLoader if shuffle else DataLoader  # training: resumable mid-epoch
+        return loader(
             ds, batch_sampler=sampler, collate_fn=tag_collate, num_workers=self.num_workers
         )
 

@@ -15,6 +15,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from src.data.collate import TokenDataset, pad_collate
 from src.data.imdb.source import Source, build_cache, cache_key, find_source
+from src.data.resumable import ResumableDataLoader
 from src.data.sampler import BucketBatchSampler
 from src.data.text import PAD_ID, encode_ids, load_glove, load_tokenizer
 
@@ -179,13 +180,15 @@ class IMDBDataModule(LightningDataModule):
             sampler = BucketBatchSampler(
                 ds.lengths, batch_size, shuffle, seed=self.seed, **self._world()
             )
-            return DataLoader(ds, batch_sampler=sampler, **common)
+            loader = ResumableDataLoader if shuffle else DataLoader  # training: resumable mid-epoch
+            return loader(ds, batch_sampler=sampler, **common)
         # Plain batches still go through a DistributedSampler, even on one process: its shuffle
         # is seeded by (seed, epoch), so a resumed run repeats it, and each rank keeps its own
         # shard whatever use_distributed_sampler says. Predict never repeats an example.
         kind = DistributedSampler if labels else UnrepeatedDistributedSampler
         sampler = kind(ds, shuffle=shuffle, seed=self.seed, **self._world())
-        return DataLoader(ds, batch_size=batch_size, sampler=sampler, **common)
+        loader = ResumableDataLoader if shuffle else DataLoader
+        return loader(ds, batch_size=batch_size, sampler=sampler, **common)
 
     def train_dataloader(self) -> DataLoader:
         """Training batches: length-bucketed and reshuffled every epoch (or plain shuffled)."""

@@ -15,6 +15,7 @@ from torch.utils.data import DataLoader
 
 from src.data.parallel.pairs import EOS_ID, PAD_ID, PairDataset, pair_collate
 from src.data.parallel.source import cache_key, load_bpe, read_pairs, write_cache
+from src.data.resumable import ResumableDataLoader
 from src.data.sampler import BucketBatchSampler
 
 log = logging.getLogger(__name__)
@@ -177,7 +178,8 @@ class ParallelTextDataModule(LightningDataModule):
         sampler = BucketBatchSampler(
             ds.lengths, batch_size, shuffle, False, self.bucket_size, self.seed
         )
-        return DataLoader(
+        loader = ResumableDataLoader if shuffle else DataLoader  # training: resumable mid-epoch
+        return loader(
             ds, batch_sampler=sampler, collate_fn=pair_collate, num_workers=self.num_workers
         )
 

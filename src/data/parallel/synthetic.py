@@ -11,6 +11,7 @@ from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader
 
 from src.data.parallel.pairs import EOS_ID, PAD_ID, SPECIALS, PairDataset, pair_collate
+from src.data.resumable import ResumableDataLoader
 from src.data.sampler import BucketBatchSampler
 
 SPLITS = ("train", "val", "test")
@@ -106,6 +107,8 @@ class SyntheticSeqDataModule(LightningDataModule):
         self.setup()
         ds = self.datasets[split]
         sampler = BucketBatchSampler(ds.lengths, batch_size, shuffle, seed=self.seed)
+        if shuffle:  # training: resumable mid-epoch
+            return ResumableDataLoader(ds, batch_sampler=sampler, collate_fn=pair_collate)
         return DataLoader(ds, batch_sampler=sampler, collate_fn=pair_collate)
 
     def train_dataloader(self) -> DataLoader:

@@ -10,6 +10,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader
 
+from src.data.resumable import ResumableDataLoader
 from src.data.series import source as gen
 from src.data.series.windows import StreamDataset, WindowDataset
 
@@ -234,7 +235,8 @@ class TimeSeriesDataModule(L.LightningDataModule):
 
     def _loader(self, stage: str, shuffle: bool = False) -> DataLoader:
         self.setup()
-        return DataLoader(
+        loader = ResumableDataLoader if stage == "train" else DataLoader  # resumable mid-epoch
+        return loader(
             self.datasets[stage],
             batch_size=self.batch_size,
             shuffle=shuffle,
