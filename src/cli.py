@@ -1,10 +1,13 @@
 """Command line: ``python -m src.cli {fit,validate,test,predict} --config configs/<exp>.yaml``."""
 
+from pathlib import Path
+
 from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor
 from lightning.pytorch.cli import LightningCLI
 
 from src.callbacks.checkpoint import ModelCheckpoint
 from src.callbacks.predictions import PredictionWriter
+from src.checkpoints import VerifiedCheckpointIO, check_model, check_task, load_checkpoint
 from src.errors import exit_on_error
 from src.run_dirs import ROOT_DIR, RunDirs
 from src.runtime import apply_cpu_settings, settings
@@ -70,9 +73,30 @@ class SeqLabCLI(LightningCLI):
         for source, target in LINKS:
             parser.link_arguments(source, target, apply_on="instantiate")
 
+    def parse_arguments(self, parser, args) -> None:
+        super().parse_arguments(parser, args)
+        # LightningCLI reads a --ckpt_path file's hyperparameters next, with torch.load: a damaged
+        # or unsafe file must be refused first, with its one-line error
+        config = self.config.get(self.config.get("subcommand") or "", self.config)
+        path = config.get("ckpt_path")
+        self._checked = (path, load_checkpoint(path)) if path and Path(path).is_file() else None
+        if self._checked and config.get("model"):  # it would replace the config's task class
+            check_task(self._checked[1], config.model.class_path, path)
+
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
         RunDirs(config, self.subcommand).resolve()
+
+    def after_instantiate_classes(self) -> None:
+        # every checkpoint written atomically with checksums and read back verified
+        self.trainer.strategy.checkpoint_io = VerifiedCheckpointIO()
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        path = config.get("ckpt_path")
+        if path and Path(path).is_file():  # refuse another model's checkpoint in one line
+            checked = self._checked if self._checked and self._checked[0] == path else None
+            checkpoint = checked[1] if checked else load_checkpoint(path)
+            self._checked = None
+            check_model(self.model, checkpoint, path, config.model.as_dict())
 
     def before_fit(self) -> None:
         # process-wide switches (allocator, subnormals, threads) change speed, not the model, so
