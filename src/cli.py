@@ -7,6 +7,7 @@ from lightning.pytorch.cli import LightningCLI
 
 from src.callbacks.checkpoint import ModelCheckpoint
 from src.callbacks.predictions import PredictionWriter
+from src.callbacks.resume import ResumeState
 from src.checkpoints import VerifiedCheckpointIO, check_model, check_task, load_checkpoint
 from src.errors import exit_on_error
 from src.run_dirs import ROOT_DIR, RunDirs
@@ -88,8 +89,10 @@ class SeqLabCLI(LightningCLI):
         RunDirs(config, self.subcommand).resolve()
 
     def after_instantiate_classes(self) -> None:
-        # every checkpoint written atomically with checksums and read back verified
+        # every checkpoint written atomically with a checksum and read back verified; random and
+        # running-epoch state in each, so that a resumed fit repeats the uninterrupted one
         self.trainer.strategy.checkpoint_io = VerifiedCheckpointIO()
+        self.trainer.callbacks.append(ResumeState())
         config = self.config[self.subcommand] if self.subcommand else self.config
         path = config.get("ckpt_path")
         if path and Path(path).is_file():  # refuse another model's checkpoint in one line

@@ -4,7 +4,7 @@ values logged only on the steps Lightning writes."""
 import torch
 from lightning import LightningModule
 from torch import Tensor
-from torchmetrics import MetricCollection
+from torchmetrics import Metric, MetricCollection
 
 BUFFER_ELEMENTS = 1 << 20  # predictions held per stage before the metrics take them (4 MiB fp32)
 
@@ -98,3 +98,42 @@ def log_loss(module: LightningModule, stage: str, loss: Tensor, batch_size: int)
         log_train_step(module, {"train/loss": loss}, prog_bar=True)
     else:
         module.log(f"{stage}/loss", loss, prog_bar=True, batch_size=batch_size, sync_dist=True)
+
+
+def running_state(module: LightningModule) -> dict:
+    """What the training epoch in progress has gathered for its metrics: the inputs kept by
+    :func:`update_metrics`, the step values of :func:`log_train_step` and the accumulators of
+    ``module.train_metrics``, so that a checkpoint taken mid-epoch resumes them."""
+    state: dict = {}
+    kept = module.__dict__.get("_metric_inputs", {}).get("train")
+    if kept:
+        state["metric_inputs"] = [kept[0], [list(step) for step in kept[1]]]
+    windows = module.__dict__.get("_step_windows")
+    if windows:
+        state["step_windows"] = {name: list(values) for name, values in windows.items()}
+    metrics = getattr(module, "train_metrics", None)
+    if isinstance(metrics, Metric | MetricCollection):
+        members = metrics.items(keep_base=True) if isinstance(metrics, MetricCollection) else []
+        members = dict(members) or {"": metrics}
+        state["train_metrics"] = {
+            name: {"states": dict(m.metric_state), "updates": m.update_count}
+            for name, m in members.items()
+        }
+    return state
+
+
+def load_running_state(module: LightningModule, state: dict) -> None:
+    """Put back what :func:`running_state` returned."""
+    if "metric_inputs" in state:
+        count, steps = state["metric_inputs"]
+        inputs = module.__dict__.setdefault("_metric_inputs", {})
+        inputs["train"] = [count, [tuple(step) for step in steps]]
+    if "step_windows" in state:
+        module.__dict__["_step_windows"] = {k: list(v) for k, v in state["step_windows"].items()}
+    metrics = getattr(module, "train_metrics", None)
+    for name, saved in state.get("train_metrics", {}).items():
+        metric = metrics[name] if name else metrics
+        for key, value in saved["states"].items():
+            setattr(metric, key, value)
+        metric._update_count = saved["updates"]  # torchmetrics keeps no public setter
+        metric._computed = None

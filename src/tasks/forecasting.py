@@ -159,6 +159,13 @@ class ForecastingTask(LightningModule):
     def on_train_epoch_start(self) -> None:
         self.carried_state = None
 
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        if self.carried_state is not None:  # stateful, mid-epoch: the next batch continues it
+            checkpoint["carried_state"] = self.carried_state
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.carried_state = checkpoint.get("carried_state")
+
     def on_validation_epoch_start(self) -> None:
         self.carried_state = None
 

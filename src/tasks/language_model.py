@@ -114,6 +114,12 @@ class LanguageModelTask(LightningModule):
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         if hasattr(self.net, "config"):  # lets src.generate rebuild the network without data
             checkpoint["net_config"] = dict(self.net.config)
+        if self.states.get("train") is not None:  # mid-epoch: the next batch continues it
+            checkpoint["carried_state"] = self.states["train"]
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        if checkpoint.get("carried_state") is not None:
+            self.states["train"] = checkpoint["carried_state"]
 
     def generate(
         self,

@@ -1,0 +1,179 @@
+"""A fit killed with SIGKILL at a random moment and resumed with ``fit --ckpt_path last`` ends
+bit-identical to an uninterrupted fit (weights, optimizer, scheduler, loops, callbacks, random
+state); two fits started together keep their own runs."""
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from src.cli import main
+from tests.test_cli import ROOT, _tiny_config
+
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+# experiment -> (trainer settings, last.ckpt every N steps): a few epochs of the tiny data, with
+# periodic saves so that most kills resume inside an epoch
+TINY = {
+    "sine_lstm": ({"max_epochs": 3}, 10),
+    "imdb_bilstm": ({"max_epochs": 4}, 3),
+}
+# entries that name the run's folder, which differs between the two runs compared
+PATHS = {"best_model_path", "dirpath", "best_k_models", "last_model_path", "kth_best_model_path"}
+
+
+def _config(name: str, tmp: Path, every: int = 0, **trainer) -> Path:
+    settings, default_every = TINY[name]
+    tmp.mkdir(parents=True, exist_ok=True)
+    path = _tiny_config(ROOT / "configs" / f"{name}.yaml", tmp, **{**settings, **trainer})
+    cfg = yaml.safe_load(path.read_text())
+    cfg["checkpoint"]["last_every_n_train_steps"] = every or default_every
+    if name.startswith("imdb"):
+        cfg["data"]["init_args"]["batch_size"] = 4
+        cfg["model"]["init_args"]["net"]["init_args"]["embedding_dim"] = 8
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def _fit(config: Path, *args: str):
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the subprocesses (OMP_NUM_THREADS=1): same arithmetic
+    try:
+        return main(["fit", "--config", str(config), *args])
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _last(root: Path, name: str, version: int = 0) -> Path:
+    return root / "logs" / name / f"version_{version}" / "checkpoints" / "last.ckpt"
+
+
+def _start(config: Path, *args: str) -> subprocess.Popen:
+    command = [sys.executable, "-m", "src.cli", "fit", "--config", str(config), *args]
+    return subprocess.Popen(
+        command, cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+
+
+def kill_after_first_checkpoint(config: Path, last: Path, delay: float) -> bool:
+    """Run a fit in a subprocess and SIGKILL it ``delay`` s after its first ``last.ckpt``
+    appeared. Returns whether it was still running when killed."""
+    proc = _start(config)
+    deadline = time.monotonic() + 300
+    while not last.exists():
+        if proc.poll() is not None:
+            raise AssertionError(f"fit ended before a checkpoint: {proc.stderr.read()[-2000:]}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError("no checkpoint after 300 s")
+        time.sleep(0.005)
+    time.sleep(delay)
+    running = proc.poll() is None
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    return running
+
+
+def _equal(a, b, where: str) -> None:
+    if isinstance(a, torch.Tensor):
+        assert isinstance(b, torch.Tensor) and torch.equal(a, b), f"{where} differs"
+    elif isinstance(a, dict):
+        assert set(a) == set(b), f"{where}: keys {set(a) ^ set(b)}"
+        for key in a:
+            if key not in PATHS:
+                _equal(a[key], b[key], f"{where}.{key}")
+    elif isinstance(a, list | tuple):
+        assert len(a) == len(b), f"{where}: lengths {len(a)} != {len(b)}"
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            _equal(x, y, f"{where}[{i}]")
+    else:
+        assert a == b, f"{where}: {a!r} != {b!r}"
+
+
+def assert_same_run(a: Path, b: Path) -> None:
+    """Two final checkpoints hold the same training state, bit for bit."""
+    ca, cb = (torch.load(p, map_location="cpu", weights_only=True) for p in (a, b))
+    for key in ("state_dict", "optimizer_states", "lr_schedulers", "loops", "callbacks"):
+        _equal(ca[key], cb[key], key)
+    assert ca["epoch"] == cb["epoch"] and ca["global_step"] == cb["global_step"]
+
+
+def _mid_epoch(last: Path) -> bool:
+    loop = torch.load(last, weights_only=True)["loops"]["fit_loop"]
+    batches = loop["epoch_loop.batch_progress"]
+    return not batches["is_last_batch"] and batches["current"]["ready"] > 0
+
+
+def kill_and_resume(name: str, tmp: Path, reference: tuple[Path, float], delay: float) -> bool:
+    """Kill a fit ``delay`` s after its first checkpoint, resume it with ``--ckpt_path last``,
+    and compare it with the uninterrupted ``reference`` run. Returns whether the kill landed
+    inside an epoch."""
+    config = _config(name, tmp)
+    last = _last(tmp, name)
+    running = kill_after_first_checkpoint(config, last, delay)
+    mid = _mid_epoch(last)
+    resumed = _fit(config, "--ckpt_path", "last")
+    assert_same_run(reference[0], last)
+    assert running, f"the fit had ended before the kill at {delay:.2f} s; nothing was resumed"
+    metrics = {k: v for k, v in resumed.trainer.callback_metrics.items() if k.startswith("val/")}
+    for key, value in metrics.items():
+        assert torch.equal(value, reference[1][key]), key
+    return mid
+
+
+def uninterrupted(name: str, tmp: Path) -> tuple[Path, dict, float]:
+    """An uninterrupted fit: its last checkpoint, final validation metrics and wall time."""
+    start = time.monotonic()
+    cli = _fit(_config(name, tmp))
+    metrics = {k: v for k, v in cli.trainer.callback_metrics.items() if k.startswith("val/")}
+    return _last(tmp, name), metrics, time.monotonic() - start
+
+
+@pytest.mark.parametrize("name", list(TINY))
+def test_killed_fit_resumes_bit_identical(name, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    last, metrics, seconds = uninterrupted(name, tmp_path / "reference")
+    delay = random.uniform(0.1, 0.4) * seconds  # well before the run would end
+    kill_and_resume(name, tmp_path / "killed", (last, metrics), delay)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(TINY))
+def test_five_random_kills_each_resume_bit_identical(name, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    last, metrics, seconds = uninterrupted(name, tmp_path / "reference")
+    inside = 0
+    for i in range(5):
+        delay = random.uniform(0.0, 0.7) * seconds
+        inside += kill_and_resume(name, tmp_path / f"killed{i}", (last, metrics), delay)
+    print(f"{name}: 5 kills resumed bit-identical, {inside} inside an epoch")
+
+
+def test_two_fits_started_together_resume_their_own_runs(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    limits = {"limit_train_batches": 10, "limit_val_batches": 2}
+    config = _config("sine_lstm", tmp_path, max_epochs=2, **limits)
+    procs = {seed: _start(config, "--seed_everything", str(seed)) for seed in (1, 2)}
+    for proc in procs.values():
+        assert proc.wait(300) == 0, proc.stderr.read()[-2000:]
+    runs = {}
+    for version in (0, 1):
+        run = tmp_path / "logs" / "sine_lstm" / f"version_{version}"
+        runs[yaml.safe_load((run / "config.yaml").read_text())["seed_everything"]] = version
+    assert sorted(runs) == [1, 2]  # one folder each
+    for seed, version in runs.items():
+        _fit(  # resume this run by its folder, one epoch more
+            config,
+            *("--seed_everything", str(seed), "--trainer.max_epochs", "3"),
+            *("--trainer.logger.init_args.version", str(version), "--ckpt_path", "last"),
+        )
+        reference = tmp_path / f"seed{seed}"
+        reference_config = _config("sine_lstm", reference, max_epochs=3, **limits)
+        _fit(reference_config, "--seed_everything", str(seed))
+        assert_same_run(_last(reference, "sine_lstm"), _last(tmp_path, "sine_lstm", version))
