@@ -12,6 +12,7 @@ import yaml
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 
 from src.callbacks.predictions import PredictionWriter
+from src.checkpoints import load_checkpoint
 from src.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -105,6 +106,7 @@ def test_config_fits_tests_and_predicts(config, tmp_path, monkeypatch):
     assert float(checkpoint.best_model_score) == float(monitored)
     ckpt = Path(checkpoint.best_model_path).resolve()
     assert ckpt.parent == run / "checkpoints" and (ckpt.parent / "last.ckpt").is_file()
+    load_checkpoint(ckpt.parent / "last.ckpt")  # tensors and plain values only, checksums pass
 
     # a freshly built model loads the checkpoint, as a user's `test --ckpt_path` does
     tested = main(["test", *args, "--ckpt_path", str(ckpt)])

@@ -61,18 +61,24 @@ def _start(config: Path, *args: str) -> subprocess.Popen:
     )
 
 
-def kill_after_first_checkpoint(config: Path, last: Path, delay: float) -> bool:
-    """Run a fit in a subprocess and SIGKILL it ``delay`` s after its first ``last.ckpt``
-    appeared. Returns whether it was still running when killed."""
-    proc = _start(config)
+def kill_during_fit(config: Path, last: Path, writes: int, delay: float) -> bool:
+    """Run a fit in a subprocess and SIGKILL it ``delay`` s after its ``writes``-th write of
+    ``last.ckpt`` (counting from its first checkpoint). Returns whether it was still running."""
+    proc, seen, inode = _start(config), 0, None
     deadline = time.monotonic() + 300
-    while not last.exists():
-        if proc.poll() is not None:
-            raise AssertionError(f"fit ended before a checkpoint: {proc.stderr.read()[-2000:]}")
+    while seen < writes and proc.poll() is None:
         if time.monotonic() > deadline:
             proc.kill()
             raise AssertionError("no checkpoint after 300 s")
-        time.sleep(0.005)
+        try:
+            now = last.stat().st_ino  # every write renames a new file into place
+        except FileNotFoundError:
+            now = None
+        if now is not None and now != inode:
+            seen, inode = seen + 1, now
+        time.sleep(0.002)
+    if proc.poll() is not None and seen == 0:
+        raise AssertionError(f"fit ended before a checkpoint: {proc.stderr.read()[-2000:]}")
     time.sleep(delay)
     running = proc.poll() is None
     proc.send_signal(signal.SIGKILL)
@@ -110,48 +116,44 @@ def _mid_epoch(last: Path) -> bool:
     return not batches["is_last_batch"] and batches["current"]["ready"] > 0
 
 
-def kill_and_resume(name: str, tmp: Path, reference: tuple[Path, float], delay: float) -> bool:
-    """Kill a fit ``delay`` s after its first checkpoint, resume it with ``--ckpt_path last``,
-    and compare it with the uninterrupted ``reference`` run. Returns whether the kill landed
-    inside an epoch."""
+def kill_and_resume(name: str, tmp: Path, reference: tuple[Path, dict], rng: random.Random) -> bool:
+    """Kill a fit at a random moment after one of its first checkpoints, resume it with
+    ``--ckpt_path last``, and compare it with the uninterrupted ``reference`` run. Returns
+    whether the kill landed inside an epoch."""
     config = _config(name, tmp)
     last = _last(tmp, name)
-    running = kill_after_first_checkpoint(config, last, delay)
+    writes, delay = rng.randint(1, 6), rng.uniform(0.0, 0.2)
+    running = kill_during_fit(config, last, writes, delay)
     mid = _mid_epoch(last)
     resumed = _fit(config, "--ckpt_path", "last")
     assert_same_run(reference[0], last)
-    assert running, f"the fit had ended before the kill at {delay:.2f} s; nothing was resumed"
+    assert running, f"the fit ended before the kill ({writes} writes + {delay:.2f} s)"
     metrics = {k: v for k, v in resumed.trainer.callback_metrics.items() if k.startswith("val/")}
     for key, value in metrics.items():
         assert torch.equal(value, reference[1][key]), key
     return mid
 
 
-def uninterrupted(name: str, tmp: Path) -> tuple[Path, dict, float]:
-    """An uninterrupted fit: its last checkpoint, final validation metrics and wall time."""
-    start = time.monotonic()
+def uninterrupted(name: str, tmp: Path) -> tuple[Path, dict]:
+    """An uninterrupted fit: its last checkpoint and final validation metrics."""
     cli = _fit(_config(name, tmp))
     metrics = {k: v for k, v in cli.trainer.callback_metrics.items() if k.startswith("val/")}
-    return _last(tmp, name), metrics, time.monotonic() - start
+    return _last(tmp, name), metrics
 
 
 @pytest.mark.parametrize("name", list(TINY))
 def test_killed_fit_resumes_bit_identical(name, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    last, metrics, seconds = uninterrupted(name, tmp_path / "reference")
-    delay = random.uniform(0.1, 0.4) * seconds  # well before the run would end
-    kill_and_resume(name, tmp_path / "killed", (last, metrics), delay)
+    reference = uninterrupted(name, tmp_path / "reference")
+    kill_and_resume(name, tmp_path / "killed", reference, random.Random())
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", list(TINY))
 def test_five_random_kills_each_resume_bit_identical(name, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    last, metrics, seconds = uninterrupted(name, tmp_path / "reference")
-    inside = 0
-    for i in range(5):
-        delay = random.uniform(0.0, 0.7) * seconds
-        inside += kill_and_resume(name, tmp_path / f"killed{i}", (last, metrics), delay)
+    reference, rng = uninterrupted(name, tmp_path / "reference"), random.Random()
+    inside = sum(kill_and_resume(name, tmp_path / f"killed{i}", reference, rng) for i in range(5))
     print(f"{name}: 5 kills resumed bit-identical, {inside} inside an epoch")
 
 

@@ -42,8 +42,8 @@ class ResumeState(Callback):
 
     Lightning restores callbacks before the fit starts; nothing draws random numbers between
     that point and the first training step except the sanity check, which Lightning runs with
-    the random state isolated, and data loaders that draw their order or worker seeds from the
-    global generators (the project's training loaders do not:
+    the random state isolated, and data loaders that draw their order or their workers' seed
+    from the global generators (the project's training loaders do not:
     :class:`~src.data.resumable.ResumableDataLoader`). The random state saved at a checkpoint
     is therefore the one the next training step finds, as in the run that wrote it.
     """

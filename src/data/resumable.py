@@ -1,4 +1,4 @@
-"""Training loaders that a killed run resumes exactly: each epoch's order and worker seeds follow
+"""Training loaders that a killed run resumes exactly: each epoch's order and worker seeding follow
 from ``(seed, epoch)``, and a loader resumed mid-epoch skips the batches it had handed out."""
 
 from __future__ import annotations
@@ -71,7 +71,8 @@ class ResumableDataLoader(DataLoader):
 
     - Randomness depends on ``(seed, epoch)`` only, never on the global random state: with
       ``shuffle=True`` the order comes from an :class:`EpochSampler`, and the loader's generator
-      (which seeds the worker processes) is reseeded from ``(seed, epoch)`` as each epoch starts.
+      (the worker processes' seed comes from it) is reset from ``(seed, epoch)`` as each epoch
+      starts.
       Give a ``sampler`` or ``batch_sampler`` with ``set_epoch`` (e.g.
       :class:`~src.data.sampler.BucketBatchSampler`) for other orders.
     - ``state_dict`` / ``load_state_dict`` hold the epoch and the batches handed out in it;
