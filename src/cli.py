@@ -5,6 +5,7 @@ from lightning.pytorch.cli import LightningCLI
 
 from src.callbacks.checkpoint import ModelCheckpoint
 from src.callbacks.predictions import PredictionWriter
+from src.cli_errors import SeqLabParser
 from src.errors import exit_on_error
 from src.run_dirs import ROOT_DIR, RunDirs
 from src.runtime import apply_cpu_settings, settings
@@ -87,6 +88,7 @@ def main(args: list[str] | None = None, run: bool = True) -> SeqLabCLI:
     return SeqLabCLI(
         subclass_mode_model=True,
         subclass_mode_data=True,
+        parser_class=SeqLabParser,  # configuration errors as one line
         save_config_kwargs={"overwrite": True},
         args=args,
         run=run,
