@@ -95,12 +95,14 @@ def one_line(message: str, parser: Any = None) -> str:
         near = _closest(match[1], params)
         hint = f"; did you mean '{near}'?" if near else f"; {owner} takes {', '.join(params[:20])}"
         return f"unknown key '{key}.{match[1]}'{hint}"
+    if leaf.startswith("No module named") and path[-1] == "init_args":
+        return f"{'.'.join(path[:-1] + ['class_path'])}: {leaf}"
     if match := _NO_ATTRIBUTE.search(leaf):
         names = [n for n in dir(importlib.import_module(match[1])) if not n.startswith("_")]
         near = _closest(match[2], names)
         key = ".".join(path[:-1] + ["class_path"])
         hint = f"; did you mean '{match[1]}.{near}'?" if near else ""
-        return f"{key}: no class '{match[2]}' in {match[1]}{hint}"
+        return f"{key}: '{match[2]}' not found in {match[1]}{hint}"
     if match := _LITERAL.search(leaf):
         near = _closest(match[2].strip(), re.findall(r"'([^']*)'", match[1]))
         hint = f"; did you mean '{near}'?" if near else ""
@@ -116,4 +118,4 @@ class SeqLabParser(LightningArgumentParser):
         if not self.exit_on_error or os.environ.get("SEQLAB_TRACEBACK") == "1":
             super().error(message, ex)
         parser = getattr(ex, "subcommand_parser", None) or self
-        raise SeqLabError(one_line(message, parser)) from None
+        raise SeqLabError(" ".join(one_line(message, parser).split())) from None

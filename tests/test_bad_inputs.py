@@ -1,11 +1,12 @@
 """Bad inputs tried as a new user would, each through ``python -m src.cli`` in a fresh process:
 the command exits non-zero, its last stderr line is one ``error: ...`` line, nothing prints a
-traceback, no file is overwritten or lost, and the error comes soon after start-up."""
+traceback, no file is overwritten or lost, and it takes under 10 s of CPU, start-up included."""
 
 import gzip
 import hashlib
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -114,7 +115,7 @@ CASES = {
     ),
     "unknown class": (
         lambda tmp: [*SINE, "--data.class_path=src.data.series.datamodule.TimeSeries"],
-        "data.class_path: no class 'TimeSeries' .* did you mean",
+        "data.class_path: 'TimeSeries' not found in .* did you mean",
     ),
     "missing config file": (
         lambda tmp: ["fit", "--config", str(tmp / "nope.yaml")],
@@ -179,10 +180,11 @@ def _hashes(*roots: Path) -> dict[str, str]:
     }
 
 
-def _cli(args: list[str], cwd: Path) -> tuple[subprocess.CompletedProcess, float]:
+def _cli(args: list[str], cwd: Path) -> tuple[subprocess.CompletedProcess, float, float]:
+    """Run ``python -m src.cli args``; its result, wall seconds and CPU seconds."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", **OFFLINE}
     env.pop("SEQLAB_TRACEBACK", None)
-    start = time.perf_counter()
+    start, before = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
     done = subprocess.run(
         [sys.executable, "-m", "src.cli", *args],
         cwd=cwd,
@@ -191,15 +193,22 @@ def _cli(args: list[str], cwd: Path) -> tuple[subprocess.CompletedProcess, float
         text=True,
         timeout=120,
     )
-    return done, time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return done, time.perf_counter() - start, cpu
 
 
-def run_case(name: str, tmp_path: Path) -> float:
-    """Run one case; returns its wall time in seconds (start-up included)."""
+def run_case(name: str, tmp_path: Path) -> None:
+    """Run one case and check what a user sees and what is left on disk.
+
+    The time limit is on the process's CPU time: on an idle 2-core machine the single-threaded
+    start-up and error path take as long in wall time, and on a busy one the CPU time is still
+    the work the command did (a hang or a retry loop shows in the wall time, limited to 60 s).
+    """
     make, expected = CASES[name]
     args = make(tmp_path)
     before = _hashes(tmp_path, CONFIGS, FIXTURES)
-    done, seconds = _cli([*args, "--trainer.fast_dev_run=true"], tmp_path)
+    done, wall, cpu = _cli([*args, "--trainer.fast_dev_run=true"], tmp_path)
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert done.returncode != 0 and lines, done.stderr[-2000:]
     assert "Traceback" not in done.stderr, done.stderr[-2000:]
@@ -208,7 +217,8 @@ def run_case(name: str, tmp_path: Path) -> float:
     assert re.search(expected, lines[-1]), lines[-1]
     after = _hashes(tmp_path, CONFIGS, FIXTURES)
     assert {k: after.get(k) for k in before} == before  # nothing overwritten or lost
-    return seconds
+    print(f"{name}: {wall:.1f} s wall, {cpu:.1f} s CPU")  # the figures, with pytest -s
+    assert cpu < 10.0 and wall < 60.0, (cpu, wall)
 
 
 @pytest.mark.parametrize("name", ["typo in a config key", "truncated gz", "header case"])
@@ -216,18 +226,7 @@ def test_bad_input_is_one_line(name, tmp_path):
     run_case(name, tmp_path)
 
 
-@pytest.fixture(scope="module")
-def startup(tmp_path_factory) -> float:
-    """Seconds a valid command takes to parse its config and stop (``--print_config``)."""
-    args = ["fit", "--config", str(CONFIGS / "sine_lstm.yaml"), "--print_config"]
-    done, seconds = _cli(args, tmp_path_factory.mktemp("startup"))
-    assert done.returncode == 0, done.stderr[-2000:]
-    return seconds
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("name", list(CASES))
-def test_bad_input_matrix(name, tmp_path, startup):
-    """Under 10 s on an idle 2-core machine; on a busy one, within 5 s of a valid start-up."""
-    seconds = run_case(name, tmp_path)
-    assert seconds < max(10.0, startup + 5.0), (seconds, startup)
+def test_bad_input_matrix(name, tmp_path):
+    run_case(name, tmp_path)

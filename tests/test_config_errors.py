@@ -42,7 +42,7 @@ def test_nested_report_becomes_one_line_with_the_closest_argument():
         "module 'src.models.forecaster' has no attribute 'RNNForcaster'",
     )
     assert one_line(no_class) == (
-        "model.init_args.net.class_path: no class 'RNNForcaster' in src.models.forecaster; "
+        "model.init_args.net.class_path: 'RNNForcaster' not found in src.models.forecaster; "
         "did you mean 'src.models.forecaster.RNNForecaster'?"
     )
     choice = "argument subcommand: invalid choice: 'fti' (choose from 'fit', 'test')"

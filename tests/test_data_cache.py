@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from src.cli import main
 from src.data import cache as cache_module
 from src.data.cache import CacheDamagedError, CacheReader, CacheWriter, open_cache
 from src.data.chars.datamodule import CharLMDataModule
@@ -20,6 +21,7 @@ from src.data.hub import HubUnreachableError, load_hub_dataset
 from src.data.imdb.datamodule import IMDBDataModule
 from src.data.parallel.datamodule import ParallelTextDataModule
 from src.data.vocab_check import check_checkpoint_vocabulary, check_vocabulary
+from tests.test_cli import _tiny_config
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -236,10 +238,6 @@ def test_unreachable_hub_fails_fast_with_the_fix(tmp_path, monkeypatch):
 
 
 def test_testing_with_another_data_seed_is_refused_through_the_cli(tmp_path, monkeypatch):
-    from test_cli import _tiny_config
-
-    from src.cli import main
-
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sys, "argv", ["python -m src.cli"])  # the arguments are ``args`` only
     root = Path(__file__).resolve().parents[1]
