@@ -23,7 +23,9 @@ from src.data.series.datamodule import TimeSeriesDataModule
 FIXTURES = Path(__file__).parent / "fixtures"
 FAST, SLOW = 30, 1000  # examples per loader (fast suite, slow suite)
 
-position = st.floats(0, 1, exclude_max=True)
+# positions as fractions of the file, drawn as integers: the CLI tests in the same process turn
+# on flush-to-zero, under which hypothesis refuses to draw floats
+position = st.integers(0, 9999).map(lambda i: i / 10000)
 edits = st.one_of(
     st.tuples(st.just("flip"), position, st.integers(1, 255)),
     st.tuples(st.just("cut"), position),
