@@ -9,6 +9,7 @@ from src.callbacks.checkpoint import ModelCheckpoint
 from src.callbacks.predictions import PredictionWriter
 from src.callbacks.resume import ResumeState
 from src.checkpoints import VerifiedCheckpointIO, check_model, check_task, load_checkpoint
+from src.cli_errors import SeqLabParser
 from src.errors import exit_on_error
 from src.run_dirs import ROOT_DIR, RunDirs
 from src.runtime import apply_cpu_settings, settings
@@ -114,6 +115,7 @@ def main(args: list[str] | None = None, run: bool = True) -> SeqLabCLI:
     return SeqLabCLI(
         subclass_mode_model=True,
         subclass_mode_data=True,
+        parser_class=SeqLabParser,  # configuration errors as one line
         save_config_kwargs={"overwrite": True},
         args=args,
         run=run,

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 import torch
 
+from src.data.errors import DataError
 from src.data.text import (
     PAD_ID,
     UNK_ID,
@@ -97,22 +98,23 @@ def test_read_labeled_table_formats(tmp_path, suffix):
 @pytest.mark.parametrize(
     ("content", "match"),
     [
-        (b"review,label\nok,1\n", r"missing column\(s\) \['text'\]"),
+        (b"review,label\nok,1\n", "no column 'text'; the header is 'review,label'; rename"),
+        (b"Text,Label\nok,1\n", "no column 'text' or 'label'; the header is 'Text,Label'; .*lower"),
         (b"text,label\nok,1\nmeh,2\n", "label 2 at row 1 is not 0 or 1"),
         (b"text,label\nok,pos\n", "label 'pos' at row 0 is not 0 or 1"),
         (b"text,label\n", "no rows"),
         (b"text,label\nok,1\n,0\n", "empty or missing text at row 1"),
         (b"text,label\ncaf\xe9,1\n", "not valid UTF-8"),
         (b"text,label\nok,1\nsay, what,1\n", "not a readable CSV: .*line 3"),
-        (b"", "not a readable CSV"),
+        (b"", "is empty"),
     ],
 )
 def test_read_labeled_table_errors(tmp_path, content, match):
     path = tmp_path / "train.csv"
     path.write_bytes(content)
-    with pytest.raises(ValueError, match=match) as err:
+    with pytest.raises(DataError, match=match) as err:
         read_labeled_table(path)
-    assert "\n" not in str(err.value)
+    assert "\n" not in str(err.value) and str(path) in str(err.value)
 
 
 def test_load_glove_rows(tmp_path):

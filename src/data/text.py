@@ -6,6 +6,7 @@ import logging
 import os
 import re
 import uuid
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
@@ -14,6 +15,8 @@ import numpy as np
 import pandas as pd
 import torch
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
+
+from src.data.errors import DataError, read_error
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +35,8 @@ def read_labeled_table(path: str | Path) -> tuple[list[str], np.ndarray]:
     """Read a CSV (``.csv``/``.csv.gz``) or Parquet file with columns ``text,label``.
 
     Returns the texts and the labels as an int64 array; labels must be 0 or 1. Every problem
-    (missing column, bad label, empty text, non-UTF-8 bytes) raises a one-line ``ValueError``.
+    (truncated or damaged file, missing column, bad label, empty text, non-UTF-8 bytes) raises a
+    one-line :class:`~src.data.errors.DataError` naming the file and the fix.
     """
     path = Path(path)
     try:
@@ -40,30 +44,49 @@ def read_labeled_table(path: str | Path) -> tuple[list[str], np.ndarray]:
             df = pd.read_parquet(path)
         else:  # keep_default_na=False: a review reading "NA" stays text, never becomes NaN
             df = pd.read_csv(path, encoding="utf-8", keep_default_na=False, dtype={"text": str})
-    except UnicodeDecodeError as e:
-        raise ValueError(f"{path} is not valid UTF-8 ({e.reason} at byte {e.start})") from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError) as e:
-        raise ValueError(f"{path} is not a readable CSV: {' '.join(str(e).split())}") from None
-    missing = [c for c in ("text", "label") if c not in df.columns]
-    if missing:
-        raise ValueError(f"{path}: missing column(s) {missing}; expected columns text,label")
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path} is empty; expected a header text,label and rows") from None
+    except pd.errors.ParserError as e:
+        raise DataError(f"{path} is not a readable CSV: {' '.join(str(e).split())}") from None
+    except (ValueError, OSError, EOFError, zlib.error) as e:
+        raise read_error(path, e) from None
+    _check_columns(path, df.columns)
     if len(df) == 0:
-        raise ValueError(f"{path} has no rows: an empty split")
+        raise DataError(f"{path} has no rows: an empty split")
     labels = pd.to_numeric(df["label"], errors="coerce")
     bad = ~labels.isin([0, 1])
     if bad.any():
         i = int(np.flatnonzero(bad.to_numpy())[0])
         value = df["label"].iloc[i]
         value = value.item() if isinstance(value, np.generic) else value
-        raise ValueError(
+        raise DataError(
             f"{path}: label {value!r} at row {i} is not 0 or 1 "
             f"({int(bad.sum())} bad labels); IMDB labels are 0 = negative, 1 = positive"
         )
     texts = df["text"].tolist()
     for i, t in enumerate(texts):
         if not isinstance(t, str) or not t.strip():
-            raise ValueError(f"{path}: empty or missing text at row {i}")
+            raise DataError(f"{path}: empty or missing text at row {i}")
     return texts, labels.to_numpy(dtype=np.int64)
+
+
+def _check_columns(path: Path, columns: pd.Index, expected: tuple[str, ...] = ("text", "label")):
+    """One line naming the missing columns and the header actually found."""
+    found = [str(c) for c in columns]
+    missing = [c for c in expected if c not in found]
+    if not missing:
+        return
+    lower = {c.strip().lower() for c in found}
+    hint = (
+        "column names are case-sensitive: write them in lower case"
+        if all(c in lower for c in missing)
+        else f"rename the columns to {','.join(expected)}"
+    )
+    header = ",".join(found)
+    header = header if len(header) <= 80 else header[:77] + "..."
+    raise DataError(
+        f"{path}: no column {' or '.join(map(repr, missing))}; the header is {header!r}; {hint}"
+    )
 
 
 def build_tokenizer(
@@ -121,9 +144,21 @@ def save_tokenizer(tokenizer: Tokenizer, path: str | Path) -> None:
 
 def load_tokenizer(path: str | Path) -> Tokenizer:
     """Load a tokenizer JSON written by :func:`save_tokenizer` and check its special tokens."""
-    tok = Tokenizer.from_file(str(path))
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise DataError(f"cannot read the tokenizer {path} ({e}); rebuild it") from None
+    return parse_tokenizer(text, path)
+
+
+def parse_tokenizer(text: str, where: str | Path) -> Tokenizer:
+    """A tokenizer from its JSON ``text`` (read from ``where``), special tokens checked."""
+    try:
+        tok = Tokenizer.from_str(text)
+    except Exception as e:  # the Rust side raises its own exception type
+        raise DataError(f"{where} is not a tokenizer ({' '.join(str(e).split())})") from None
     if tok.token_to_id(PAD) != PAD_ID or tok.token_to_id(UNK) != UNK_ID:
-        raise ValueError(f"{path}: expected {PAD}=0 and {UNK}=1 in the tokenizer vocabulary")
+        raise DataError(f"{where}: expected {PAD}=0 and {UNK}=1 in the tokenizer vocabulary")
     return tok
 
 
@@ -158,9 +193,9 @@ def _glove_rows(
             if file_dim is None:  # the first vector line fixes the dimension
                 file_dim = len(parts) - 1
                 if dim is not None and dim != file_dim:
-                    raise ValueError(f"{path} has {file_dim}-d vectors but dim={dim} was asked")
+                    raise DataError(f"{path} has {file_dim}-d vectors but dim={dim} was asked")
             if file_dim < 1 or len(parts) < file_dim + 1:
-                raise ValueError(
+                raise DataError(
                     f"{path}:{lineno}: malformed GloVe line, expected a word and {file_dim} "
                     f"numbers, got {len(parts) - 1} fields"
                 )
@@ -169,7 +204,7 @@ def _glove_rows(
                 try:
                     rows[idx] = np.asarray(parts[-file_dim:], dtype=np.float32)
                 except ValueError:
-                    raise ValueError(f"{path}:{lineno}: non-numeric value in a vector") from None
+                    raise DataError(f"{path}:{lineno}: non-numeric value in a vector") from None
     return rows, file_dim
 
 
@@ -186,12 +221,12 @@ def load_glove(
     vocab = tokenizer.get_vocab()
     try:
         rows, dim = _glove_rows(path, vocab, dim)
-    except UnicodeDecodeError as e:
-        raise ValueError(f"{path} is not valid UTF-8 ({e.reason} at byte {e.start})") from None
+    except (UnicodeDecodeError, OSError) as e:
+        raise read_error(path, e) from None
     if dim is None:
-        raise ValueError(f"{path} is empty: no GloVe vectors")
+        raise DataError(f"{path} is empty: no GloVe vectors")
     if not rows:
-        raise ValueError(f"{path}: none of the {len(vocab)} vocabulary tokens has a vector")
+        raise DataError(f"{path}: none of the {len(vocab)} vocabulary tokens has a vector")
     weight = torch.randn(len(vocab), dim, generator=torch.Generator().manual_seed(seed)) * 0.1
     weight[torch.tensor(list(rows))] = torch.from_numpy(np.stack(list(rows.values())))
     weight[PAD_ID] = 0.0

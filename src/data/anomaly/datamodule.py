@@ -20,6 +20,7 @@ from src.data.anomaly.injection import (
     inject_anomalies,
     sample_anomalies,
 )
+from src.data.errors import DataError
 from src.data.resumable import ResumableDataLoader
 from src.data.series import source as gen
 
@@ -107,9 +108,9 @@ class AnomalyDataModule(L.LightningDataModule):
         super().__init__()
         self.save_hyperparameters()
         if window < 2 or stride < 1:
-            raise ValueError(f"window must be >= 2 and stride >= 1, got {window} and {stride}")
+            raise DataError(f"window must be >= 2 and stride >= 1, got {window} and {stride}")
         if not (val_fraction > 0 and test_fraction > 0 and val_fraction + test_fraction < 1):
-            raise ValueError(
+            raise DataError(
                 f"val_fraction={val_fraction} and test_fraction={test_fraction} must each lie in "
                 "(0, 1) and sum to less than 1"
             )
@@ -130,13 +131,13 @@ class AnomalyDataModule(L.LightningDataModule):
         make = {"sine": gen.sine, "multi_sine": gen.multi_sine}
         make |= {"trend_seasonal": gen.trend_seasonal, "multivariate": gen.multivariate}
         if h.series not in make:
-            raise ValueError(f"unknown series {h.series!r}; pick one of {sorted(make)}")
+            raise DataError(f"unknown series {h.series!r}; pick one of {sorted(make)}")
         return make[h.series](h.n_points, t_max=h.t_max, noise_std=h.noise_std, rng=rng)
 
     def _build(self) -> dict:
         raw = self._clean()
         if not np.isfinite(raw).all():
-            raise ValueError("the series contains NaN or infinite values; check noise_std/t_max")
+            raise DataError("the series contains NaN or infinite values; check noise_std/t_max")
         total = len(raw)
         n_val = round(total * self.hparams.val_fraction)
         n_test = round(total * self.hparams.test_fraction)
@@ -145,7 +146,7 @@ class AnomalyDataModule(L.LightningDataModule):
         values, labels = raw.copy(), np.zeros(total, dtype=bool)
         for i, (stage, (a, b)) in enumerate(segments.items()):
             if self.window > b - a:
-                raise ValueError(
+                raise DataError(
                     f"window = {self.window} exceeds the {stage} segment of {b - a} points; "
                     "lower window or raise n_points"
                 )

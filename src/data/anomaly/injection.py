@@ -9,6 +9,8 @@ from typing import Literal
 
 import numpy as np
 
+from src.data.errors import DataError
+
 AnomalyKind = Literal["spike", "level_shift", "noise_burst"]
 KINDS: tuple[str, ...] = ("spike", "level_shift", "noise_burst")
 
@@ -26,16 +28,16 @@ class Anomaly:
 
 
 def check_settings(kinds, rate, spike, shift, burst, min_len, max_len, gap) -> None:
-    """Raise a one-line ``ValueError`` for unknown kinds, a bad rate, lengths or sizes."""
+    """Raise a one-line ``DataError`` for unknown kinds, a bad rate, lengths or sizes."""
     bad = sorted(set(kinds) - set(KINDS))
     if bad or not kinds:
-        raise ValueError(f"unknown anomaly kinds {bad or '(none)'}; pick from {list(KINDS)}")
+        raise DataError(f"unknown anomaly kinds {bad or '(none)'}; pick from {list(KINDS)}")
     if not 0 <= rate <= 0.1:
-        raise ValueError(f"anomaly rate must lie in [0, 0.1] events per step, got {rate}")
+        raise DataError(f"anomaly rate must lie in [0, 0.1] events per step, got {rate}")
     if not 1 <= min_len <= max_len:
-        raise ValueError(f"need 1 <= min_len <= max_len, got {min_len} and {max_len}")
+        raise DataError(f"need 1 <= min_len <= max_len, got {min_len} and {max_len}")
     if min(spike, shift, burst) <= 0 or gap < 0:
-        raise ValueError("spike_scale, shift_scale and burst_scale must be > 0 and gap >= 0")
+        raise DataError("spike_scale, shift_scale and burst_scale must be > 0 and gap >= 0")
 
 
 def sample_anomalies(
@@ -68,7 +70,7 @@ def sample_anomalies(
             if start >= 0 and not taken[start : start + size + 2 * gap].any():
                 break
         else:
-            raise ValueError(
+            raise DataError(
                 f"cannot place {count} anomalies {gap} steps apart in {length} steps; "
                 "lower anomaly_rate, max_len or gap, or raise n_points"
             )
@@ -113,8 +115,8 @@ def inject_anomalies(
     """
     values = np.asarray(values)
     if values.ndim != 2:
-        raise ValueError(f"values must have shape (T, C), got {values.shape}")
+        raise DataError(f"values must have shape (T, C), got {values.shape}")
     if not np.isfinite(values).all():
-        raise ValueError("values contain NaN or infinite entries; clean the series first")
+        raise DataError("values contain NaN or infinite entries; clean the series first")
     events = sample_anomalies(len(values), values.shape[1], rng, **settings)
     return apply_anomalies(values, events, rng)

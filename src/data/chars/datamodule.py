@@ -3,23 +3,21 @@ train and held-out slices, served as contiguous parallel streams for truncated B
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-import shutil
-import uuid
 from pathlib import Path
+from typing import Any
 
-import numpy as np
 import torch
 from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader
 
+from src.data.cache import CacheReader, CacheWriter, cache_key, content_digest, open_cache
 from src.data.chars.source import CharStreamDataset, CharVocab, read_corpus
+from src.data.errors import DataError, DataNotFoundError
 from src.data.resumable import ResumableDataLoader
+from src.data.vocab_check import check_vocabulary, fingerprint, short_hash
 
 SPLITS = ("train", "val", "test")
-CACHE_VERSION = 1  # bump when the cache layout or the corpus reading changes
+CACHE_VERSION = 2  # bump when the cache layout or the corpus reading changes
 
 
 def _line_start(text: str, i: int) -> int:
@@ -40,7 +38,7 @@ def split_corpus(text: str, max_chars: int | None, val_chars: int, test_chars: i
     """
     n = len(text)
     if val_chars < 1 or test_chars < 1 or val_chars + test_chars >= n:
-        raise ValueError(
+        raise DataError(
             f"val_chars={val_chars} and test_chars={test_chars} must be positive and leave "
             f"training text in the {n}-character corpus"
         )
@@ -58,7 +56,8 @@ class CharLMDataModule(LightningDataModule):
     ``prepare_data`` reads ``path`` (see :func:`~src.data.chars.source.read_corpus`: a text file, or
     a CSV with a ``text`` column whose rows become newline-separated documents), holds out its end
     (:func:`split_corpus`), builds the vocabulary on the training slice only and caches
-    ``vocab.json`` and the ids of each slice as ``.npy`` under ``cache_dir/<key>``. Every split is
+    ``vocab.json`` and the ids of each slice as ``.npy`` under ``cache_dir/<key>`` (the key hashes
+    the corpus' content and the settings; a damaged cache is rebuilt). Every split is
     cut into ``N`` parallel rows read ``bptt`` steps at a time in order
     (:class:`~src.data.chars.source.CharStreamDataset`): row ``r`` of batch ``k + 1`` continues row
     ``r`` of batch ``k``, which is what makes the task's carried state meaningful (``stateful``,
@@ -101,57 +100,81 @@ class CharLMDataModule(LightningDataModule):
             sizes["max_chars"] = max_chars
         for name, value in sizes.items():
             if value < 1:
-                raise ValueError(f"{name} must be positive, got {value}")
+                raise DataError(f"{name} must be positive, got {value}")
         self.save_hyperparameters()
         self.path, self.cache_dir, self.max_chars = path, cache_dir, max_chars
         self.val_chars, self.test_chars, self.min_count = val_chars, test_chars, min_count
         self.batch_size, self.bptt, self.eval_batch_size = batch_size, bptt, eval_batch_size
         self.num_workers = num_workers
         self._vocab: CharVocab | None = None
+        self._cache_path: Path | None = None
+        self._digest: Any = None
+        self._cache: CacheReader | None = None
         self.ids: dict[str, torch.Tensor] = {}
+
+    def _settings(self) -> dict[str, Any]:
+        keys = ("max_chars", "val_chars", "test_chars", "min_count")
+        return {k: getattr(self, k) for k in keys}
 
     @property
     def cache_path(self) -> Path:
-        """``cache_dir/<key>``: the key hashes the corpus file's identity and every setting."""
-        stat = Path(self.path).stat() if Path(self.path).is_file() else None
-        blob = {
-            "v": CACHE_VERSION,
-            "src": [str(Path(self.path).resolve()), stat and stat.st_size, stat and stat.st_mtime],
-            **{k: getattr(self, k) for k in ("max_chars", "val_chars", "test_chars", "min_count")},
-        }
-        key = hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()[:16]
-        return Path(self.cache_dir) / key
+        """``cache_dir/<key>``: the key hashes the corpus' content and every setting."""
+        if self._cache_path is None:
+            path = Path(self.path)
+            if not path.is_file():
+                raise DataNotFoundError(
+                    f"corpus {path} not found; pass a text file or a CSV with text"
+                )
+            self._digest = content_digest([path])
+            settings = {"v": CACHE_VERSION, **self._settings()}
+            self._cache_path = Path(self.cache_dir) / cache_key(self._digest, settings)
+        return self._cache_path
 
-    def prepare_data(self) -> None:
-        """Read, split, build the vocabulary and cache the ids unless the cache exists."""
-        out = self.cache_path
-        if (out / "vocab.json").is_file():
-            return
+    def _build(self, writer: CacheWriter) -> dict[str, Any]:
         corpus = read_corpus(self.path)
         slices = split_corpus(corpus, self.max_chars, self.val_chars, self.test_chars)
         vocab = CharVocab.build(slices["train"], self.min_count)
-        tmp = out.with_name(f".{out.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-        tmp.mkdir(parents=True)
         for split, text in slices.items():
-            np.save(tmp / f"{split}.npy", vocab.encode(text))
-        vocab.save(tmp / "vocab.json")  # written last: its presence marks a complete cache
-        try:
-            os.replace(tmp, out)
-        except OSError:  # another process finished the same cache first
-            shutil.rmtree(tmp, ignore_errors=True)
+            writer.save_npy(f"{split}.npy", vocab.encode(text))
+        writer.save_json("vocab.json", {"itos": vocab.itos})
+        return {"corpus": str(self.path), "chars": {s: len(t) for s, t in slices.items()}}
+
+    def _open_cache(self) -> CacheReader:
+        """The verified cache (built, or rebuilt when damaged), read once per process."""
+        if self._cache is None:
+            self._cache = open_cache(self.cache_path, self._build)
+        return self._cache
+
+    def prepare_data(self) -> None:
+        """Read, split, build the vocabulary and cache the ids unless a verified cache exists."""
+        self._open_cache()
 
     def setup(self, stage: str | None = None) -> None:
         if not self.ids:
-            self.prepare_data()
-            self.ids = {s: torch.from_numpy(np.load(self.cache_path / f"{s}.npy")) for s in SPLITS}
+            cache = self._open_cache()
+            self.ids = {s: torch.from_numpy(cache.read_npy(f"{s}.npy")) for s in SPLITS}
 
     @property
     def vocab(self) -> list[str]:
         """The characters by id (``<unk>`` first); builds the cache when read before setup."""
         if self._vocab is None:
-            self.prepare_data()
-            self._vocab = CharVocab.load(self.cache_path / "vocab.json")
+            itos = self._open_cache().read_json("vocab.json")["itos"]
+            self._vocab = CharVocab(itos)
         return self._vocab.itos
+
+    @property
+    def vocabulary_fingerprint(self) -> dict[str, Any]:
+        """Size, hash and settings of the vocabulary (see :mod:`src.data.vocab_check`)."""
+        vocab = self.vocab  # resolves the corpus digest too
+        return fingerprint({"chars": vocab}, {**self._settings(), "data": short_hash(self._digest)})
+
+    def state_dict(self) -> dict[str, Any]:
+        """What checkpoints carry of the data: the vocabulary's fingerprint."""
+        return {"vocabulary": self.vocabulary_fingerprint}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Refuse a checkpoint whose model was trained with another vocabulary."""
+        check_vocabulary(state_dict.get("vocabulary"), self.vocabulary_fingerprint)
 
     @property
     def vocab_size(self) -> int:
@@ -159,7 +182,7 @@ class CharLMDataModule(LightningDataModule):
 
     def _loader(self, split: str, rows: int, drop_last: bool) -> DataLoader:
         if self.trainer is not None and self.trainer.world_size > 1:
-            raise ValueError("CharLMDataModule streams run on one process; set trainer.devices=1")
+            raise DataError("CharLMDataModule streams run on one process; set trainer.devices=1")
         self.setup()
         dataset = CharStreamDataset(self.ids[split], rows, self.bptt, drop_last)
         loader = ResumableDataLoader if split == "train" else DataLoader  # resumable mid-epoch

@@ -4,6 +4,7 @@ a review table, a character vocabulary, and contiguous parallel streams for trun
 from __future__ import annotations
 
 import json
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
+from src.data.errors import DataError, DataNotFoundError, read_error
 from src.data.text import clean_text
 
 UNK = "<unk>"
@@ -25,23 +27,34 @@ def read_corpus(path: str | Path) -> str:
     A ``.csv``/``.csv.gz`` table contributes its ``text`` column: each row cleaned with
     :func:`~src.data.text.clean_text` (HTML ``<br />`` removed, whitespace collapsed), rows joined
     by ``"\\n"``, so a newline marks a document boundary. Any other file is read as UTF-8 text
-    (``"\\r\\n"`` becomes ``"\\n"``).
+    (``"\\r\\n"`` becomes ``"\\n"``). Problems raise a one-line
+    :class:`~src.data.errors.DataError`.
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"corpus {path} not found; pass a text file or a CSV with text")
+        raise DataNotFoundError(f"corpus {path} not found; pass a text file or a CSV with text")
     try:
         if path.name.endswith(TABLE_SUFFIXES):
             df = pd.read_csv(path, encoding="utf-8", keep_default_na=False, dtype={"text": str})
             if "text" not in df.columns:
-                raise ValueError(f"{path}: no 'text' column (columns: {list(df.columns)})")
-            text = "\n".join(t for t in map(clean_text, df["text"]) if t)
+                header = ",".join(map(str, df.columns))[:80]
+                raise DataError(
+                    f"{path}: no 'text' column; the header is {header!r}; name the column of "
+                    "texts 'text' (lower case)"
+                )
+            text = "\n".join(t for t in map(clean_text, df["text"].astype(str)) if t)
         else:
             text = path.read_text(encoding="utf-8").replace("\r\n", "\n")
-    except UnicodeDecodeError as e:
-        raise ValueError(f"{path} is not valid UTF-8 ({e.reason} at byte {e.start})") from None
+    except DataError:
+        raise
+    except pd.errors.EmptyDataError:
+        raise DataError(f"corpus {path} is empty") from None
+    except pd.errors.ParserError as e:
+        raise DataError(f"{path} is not a readable CSV: {' '.join(str(e).split())}") from None
+    except (ValueError, OSError, EOFError, zlib.error) as e:
+        raise read_error(path, e) from None
     if not text:
-        raise ValueError(f"corpus {path} is empty")
+        raise DataError(f"corpus {path} is empty")
     return text
 
 
@@ -120,7 +133,7 @@ class CharStreamDataset(Dataset):
     def __init__(self, ids: torch.Tensor, n_rows: int, bptt: int, drop_last: bool = False) -> None:
         steps = (len(ids) - 1) // n_rows
         if steps < (bptt if drop_last else 1):
-            raise ValueError(
+            raise DataError(
                 f"{len(ids)} characters are too few for batch_size={n_rows} rows of "
                 f"{bptt if drop_last else 1}+ steps; lower batch_size/bptt or use more text"
             )

@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader
 
+from src.data.cache import CacheReader, CacheWriter, cache_key, content_digest, open_cache
 from src.data.conllu.source import TaggedDataset, build_vocab, encode, read_conllu, tag_collate
+from src.data.errors import DataError, DataNotFoundError
 from src.data.resumable import ResumableDataLoader
 from src.data.sampler import BucketBatchSampler
+from src.data.vocab_check import check_vocabulary, fingerprint, short_hash
 
 SPLITS = ("train", "val", "test")
+ARRAYS = ("words", "tags", "offsets", "chars", "char_offsets")  # see source.encode
+CACHE_VERSION = 2  # bump when the cache layout or the encoding changes
 
 
 class UDPOSDataModule(LightningDataModule):
@@ -24,8 +26,9 @@ class UDPOSDataModule(LightningDataModule):
 
     ``prepare_data`` parses the three CoNLL-U files, builds the word (optionally lower-cased),
     character and tag vocabularies on the training split only, and caches them as
-    ``vocab.json`` with the id arrays (``.npz``) under ``cache_dir/<key>`` (the key hashes the
-    files' names, sizes and times and the settings), so a second run starts in a second.
+    ``vocab.json`` with the id arrays (``.npy``) under ``cache_dir/<key>`` (the key hashes the
+    files' content and the settings; every file is checked against its checksum when read, a
+    damaged cache is rebuilt), so a second run starts in a second.
     Batches: ``{"words" (N, L), "chars" (N, L, W), "lengths" (N,), "tags" (N, L)}``, tags
     padded with ``-100``.
 
@@ -70,7 +73,7 @@ class UDPOSDataModule(LightningDataModule):
             "min_freq": min_freq,
         }.items():
             if value < 1:
-                raise ValueError(f"{name} must be positive, got {value}")
+                raise DataError(f"{name} must be positive, got {value}")
         self.save_hyperparameters()
         self.data_dir, self.cache_dir = Path(data_dir), Path(cache_dir)
         self.files = dict(zip(SPLITS, (train_file, val_file, test_file), strict=True))
@@ -78,32 +81,38 @@ class UDPOSDataModule(LightningDataModule):
         self.max_word_len, self.batch_size = max_word_len, batch_size
         self.eval_batch_size, self.num_workers, self.seed = eval_batch_size, num_workers, seed
         self._cache_path: Path | None = None
+        self._digest: Any = None
+        self._cache: CacheReader | None = None
         self._vocab: dict[str, list[str]] | None = None
         self.datasets: dict[str, TaggedDataset] = {}
 
+    def _settings(self) -> dict[str, Any]:
+        return {
+            "lowercase": self.lowercase,
+            "min_freq": self.min_freq,
+            "max_size": self.max_size,
+            "max_word_len": self.max_word_len,
+        }
+
     @property
     def cache_path(self) -> Path:
-        """``cache_dir/<key>``: the key hashes the data files and the vocabulary settings."""
+        """``cache_dir/<key>``: the key hashes the data files' content and the settings."""
         if self._cache_path is None:
-            stamp: list[Any] = [self.lowercase, self.min_freq, self.max_size, self.max_word_len]
+            paths = []
             for split, name in self.files.items():
                 path = self.data_dir / name
                 if not path.is_file():
-                    raise ValueError(
+                    raise DataNotFoundError(
                         f"{split} file {path} not found; set data_dir or {split}_file "
                         "(UD English EWT: github.com/UniversalDependencies/UD_English-EWT)"
                     )
-                stat = path.stat()
-                stamp += [str(path.resolve()), stat.st_size, stat.st_mtime_ns]
-            key = hashlib.sha1(json.dumps(stamp).encode()).hexdigest()[:16]
-            self._cache_path = self.cache_dir / key
+                paths.append(path)
+            self._digest = content_digest(paths)
+            settings = {"v": CACHE_VERSION, **self._settings()}
+            self._cache_path = self.cache_dir / cache_key(self._digest, settings)
         return self._cache_path
 
-    def prepare_data(self) -> None:
-        """Parse, build the vocabularies (train only) and cache, unless the cache is complete."""
-        path = self.cache_path
-        if (path / "vocab.json").is_file():
-            return
+    def _build(self, writer: CacheWriter) -> dict[str, Any]:
         sentences = {s: read_conllu(self.data_dir / name) for s, name in self.files.items()}
         train = sentences["train"]
         norm = str.lower if self.lowercase else str
@@ -114,33 +123,55 @@ class UDPOSDataModule(LightningDataModule):
             "chars": build_vocab(chars),
             "tags": sorted({t for _, tags in train for t in tags}),
         }
-        path.mkdir(parents=True, exist_ok=True)
         for split, sents in sentences.items():
             try:
                 arrays = encode(sents, vocab, self.lowercase, self.max_word_len)
-            except ValueError as e:
-                raise ValueError(f"{self.data_dir / self.files[split]}: {e}") from None
-            np.savez(path / f"{split}.npz", **arrays)
-        tmp = path / "vocab.json.tmp"  # written last: its presence marks a complete cache
-        tmp.write_text(json.dumps(vocab, ensure_ascii=False))
-        tmp.replace(path / "vocab.json")
+            except DataError as e:
+                raise DataError(f"{self.data_dir / self.files[split]}: {e}") from None
+            for name in ARRAYS:
+                writer.save_npy(f"{split}_{name}.npy", arrays[name])
+        writer.save_json("vocab.json", vocab)
+        return {"sentences": {s: len(sents) for s, sents in sentences.items()}}
+
+    def _open_cache(self) -> CacheReader:
+        """The verified cache (built, or rebuilt when damaged), read once per process."""
+        if self._cache is None:
+            self._cache = open_cache(self.cache_path, self._build)
+        return self._cache
+
+    def prepare_data(self) -> None:
+        """Parse, build the vocabularies (train only) and cache, unless a verified cache exists."""
+        self._open_cache()
 
     def setup(self, stage: str | None = None) -> None:
         """Load the cached id arrays (building the cache first if it is missing)."""
         if self.datasets:
             return
-        self.prepare_data()
+        cache = self._open_cache()
         for split in SPLITS:
-            with np.load(self.cache_path / f"{split}.npz") as arrays:
-                self.datasets[split] = TaggedDataset(dict(arrays))
+            arrays = {name: cache.read_npy(f"{split}_{name}.npy") for name in ARRAYS}
+            self.datasets[split] = TaggedDataset(arrays)
 
     @property
     def vocabularies(self) -> dict[str, list[str]]:
         """``{"words", "chars", "tags"}`` lists, position = id (built on first need)."""
         if self._vocab is None:
-            self.prepare_data()
-            self._vocab = json.loads((self.cache_path / "vocab.json").read_text())
+            self._vocab = self._open_cache().read_json("vocab.json")
         return self._vocab
+
+    @property
+    def vocabulary_fingerprint(self) -> dict[str, Any]:
+        """Sizes, hash and settings of the vocabularies (see :mod:`src.data.vocab_check`)."""
+        vocab = self.vocabularies  # resolves the files' digest too
+        return fingerprint(vocab, {**self._settings(), "data": short_hash(self._digest)})
+
+    def state_dict(self) -> dict[str, Any]:
+        """What checkpoints carry of the data: the vocabularies' fingerprint."""
+        return {"vocabulary": self.vocabulary_fingerprint}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Refuse a checkpoint whose model was trained with other vocabularies."""
+        check_vocabulary(state_dict.get("vocabulary"), self.vocabulary_fingerprint)
 
     @property
     def vocab_size(self) -> int:

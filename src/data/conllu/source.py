@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import zlib
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -13,6 +14,8 @@ import numpy as np
 import torch
 from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import Dataset
+
+from src.data.errors import DataError, DataNotFoundError, read_error
 
 PAD, UNK = "<pad>", "<unk>"
 PAD_ID, UNK_ID = 0, 1
@@ -26,11 +29,12 @@ def read_conllu(path: str | Path) -> list[Sentence]:
 
     Comment lines, multi-word token lines (ID ``3-4``) and empty nodes (ID ``8.1``) are skipped,
     so words and tags stay aligned one to one. ``.gz`` files are read through gzip. A missing
-    file, bytes that are not UTF-8, or a malformed token line raise a one-line ``ValueError``.
+    file, bytes that are not UTF-8, or a malformed token line raise a one-line
+    :class:`~src.data.errors.DataError`.
     """
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"CoNLL-U file {path} not found; set data_dir (or the file names)")
+        raise DataNotFoundError(f"CoNLL-U file {path} not found; set data_dir (or the file names)")
     opener = gzip.open if path.suffix == ".gz" else open
     sentences: list[Sentence] = []
     try:
@@ -39,18 +43,18 @@ def read_conllu(path: str | Path) -> list[Sentence]:
                 words = [t for t in tokens if isinstance(t["id"], int)]  # no MWT, no empty node
                 bad = next((t for t in words if t.get("upos") in (None, "_")), None)
                 if bad is not None:
-                    raise ValueError(
+                    raise DataError(
                         f"{path}: sentence {k + 1}, token {bad['id']} ({bad.get('form')!r}) has "
                         "no UPOS tag; expected 10 tab-separated CoNLL-U columns"
                     )
                 if words:
                     sentences.append(([t["form"] for t in words], [t["upos"] for t in words]))
     except conllu.exceptions.ParseException as e:
-        raise ValueError(f"{path} is not valid CoNLL-U: {' '.join(str(e).split())}") from None
-    except (UnicodeDecodeError, gzip.BadGzipFile, EOFError) as e:
-        raise ValueError(f"{path} cannot be read as UTF-8 CoNLL-U text: {e}") from None
+        raise DataError(f"{path} is not valid CoNLL-U: {' '.join(str(e).split())}") from None
+    except (UnicodeDecodeError, OSError, EOFError, zlib.error) as e:
+        raise read_error(path, e) from None
     if not sentences:
-        raise ValueError(f"{path} holds no sentences: an empty split")
+        raise DataError(f"{path} holds no sentences: an empty split")
     return sentences
 
 
@@ -74,7 +78,7 @@ def encode(
 ) -> dict[str, np.ndarray]:
     """Sentences -> flat id arrays: ``words``/``tags`` ``(T,)``, ``offsets`` ``(S + 1,)`` into
     them, ``chars`` ``(C,)`` with ``char_offsets`` ``(T + 1,)``. Unknown words and characters
-    map to ``<unk>``; an unknown tag raises ``ValueError``.
+    map to ``<unk>``; an unknown tag raises :class:`~src.data.errors.DataError`.
     """
     w2i = {w: i for i, w in enumerate(vocab["words"])}
     c2i = {c: i for i, c in enumerate(vocab["chars"])}
@@ -83,7 +87,7 @@ def encode(
     for forms, upos in sentences:
         for form, tag in zip(forms, upos, strict=True):
             if tag not in t2i:
-                raise ValueError(f"tag {tag!r} (word {form!r}) is absent from the training data")
+                raise DataError(f"tag {tag!r} (word {form!r}) is absent from the training data")
             words.append(w2i.get(form.lower() if lowercase else form, UNK_ID))
             tags.append(t2i[tag])
             chars.extend(c2i.get(c, UNK_ID) for c in clip_word(form, max_word_len))

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
 import torch
 import torch.distributed as dist
 from lightning.pytorch import LightningDataModule
@@ -13,11 +12,14 @@ from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from tokenizers import Tokenizer
 from torch.utils.data import DataLoader, DistributedSampler
 
+from src.data.cache import CacheReader, open_cache
 from src.data.collate import TokenDataset, pad_collate
+from src.data.errors import DataError
 from src.data.imdb.source import Source, build_cache, cache_key, find_source
 from src.data.resumable import ResumableDataLoader
 from src.data.sampler import BucketBatchSampler
-from src.data.text import PAD_ID, encode_ids, load_glove, load_tokenizer
+from src.data.text import PAD_ID, encode_ids, load_glove, parse_tokenizer
+from src.data.vocab_check import check_vocabulary, fingerprint, short_hash, tokenizer_tokens
 
 SPLITS = ("train", "val", "test")
 
@@ -29,8 +31,11 @@ class IMDBDataModule(LightningDataModule):
     ``train``/``test`` tables (``.csv``, ``.csv.gz``, ``.parquet``; columns ``text,label``),
     else the Hugging Face hub. ``prepare_data`` carves the validation split out of train,
     trains the tokenizer on the rest and caches the ids as ``.npy`` under
-    ``cache_dir/<key>/`` (the key hashes the source files and every tokenisation setting);
+    ``cache_dir/<key>/`` (the key hashes the source files' content and every tokenisation
+    setting; every file is checked against its checksum when read, a damaged cache is rebuilt);
     ``setup`` loads them. Batches are ``{"tokens" (N, L), "lengths" (N,), "labels" (N,)}``.
+    Checkpoints carry the vocabulary's fingerprint, and one trained with another vocabulary is
+    refused (:mod:`src.data.vocab_check`).
 
     Distributed: the bucketed loaders shard whole batches across ranks themselves
     (``num_replicas``/``rank`` from the trainer, equal batch counts, epoch from Lightning's
@@ -79,14 +84,14 @@ class IMDBDataModule(LightningDataModule):
     ) -> None:
         super().__init__()
         if tokenizer not in ("word", "bpe"):
-            raise ValueError(f"tokenizer must be 'word' or 'bpe', got {tokenizer!r}")
+            raise DataError(f"tokenizer must be 'word' or 'bpe', got {tokenizer!r}")
         if not 0.0 <= val_size < 1.0:
-            raise ValueError(f"val_size must be a fraction in [0, 1), got {val_size}")
+            raise DataError(f"val_size must be a fraction in [0, 1), got {val_size}")
         eval_batch_size = batch_size if eval_batch_size is None else eval_batch_size
         sizes = {"max_size": max_size, "max_len": max_len, "batch_size": batch_size}
         for name, value in {**sizes, "eval_batch_size": eval_batch_size}.items():
             if value < 1:
-                raise ValueError(f"{name} must be positive, got {value}")
+                raise DataError(f"{name} must be positive, got {value}")
         self.save_hyperparameters()
         self.data_dir, self.cache_dir, self.tokenizer_kind = data_dir, cache_dir, tokenizer
         self.max_size, self.min_freq, self.max_len = max_size, min_freq, max_len
@@ -96,6 +101,7 @@ class IMDBDataModule(LightningDataModule):
         self.hub_name, self.vectors_path = hub_name, vectors_path
         self._source: Source | None = None
         self._cache_path: Path | None = None
+        self._cache: CacheReader | None = None
         self._tokenizer: Tokenizer | None = None
         self._vectors: torch.Tensor | None = None
         self.datasets: dict[str, TokenDataset] = {}
@@ -113,29 +119,52 @@ class IMDBDataModule(LightningDataModule):
         keys = ("max_size", "min_freq", "max_len", "val_size", "seed")
         return {"tokenizer": self.tokenizer_kind, **{k: getattr(self, k) for k in keys}}
 
+    def _open_cache(self) -> CacheReader:
+        """The verified cache (built, or rebuilt when damaged), read once per process."""
+        if self._cache is None:
+            settings = self._settings()
+            self._cache = open_cache(
+                self.cache_path, lambda writer: build_cache(self._source, writer, **settings)
+            )
+        return self._cache
+
     def prepare_data(self) -> None:
-        """Tokenise and cache the data unless a complete cache for these settings exists."""
-        if not (self.cache_path / "meta.json").is_file():
-            assert self._source is not None
-            build_cache(self._source, self.cache_path, **self._settings())
+        """Tokenise and cache the data unless a verified cache for these settings exists."""
+        self._open_cache()
 
     def setup(self, stage: str | None = None) -> None:
         """Load the cached train/val/test ids (building the cache first if it is missing)."""
         if self.datasets:
             return
-        self.prepare_data()
+        cache = self._open_cache()
         for split in SPLITS:
-            arrays = [np.load(self.cache_path / f"{split}_{n}.npy") for n in ("ids", "offsets")]
-            labels = np.load(self.cache_path / f"{split}_labels.npy")
+            arrays = [cache.read_npy(f"{split}_{n}.npy") for n in ("ids", "offsets")]
+            labels = cache.read_npy(f"{split}_labels.npy")
             self.datasets[split] = TokenDataset(*arrays, labels=labels)
 
     @property
     def tokenizer(self) -> Tokenizer:
         """The trained Hugging Face tokenizer (loaded from the cache, built on first need)."""
         if self._tokenizer is None:
-            self.prepare_data()
-            self._tokenizer = load_tokenizer(self.cache_path / "tokenizer.json")
+            cache = self._open_cache()
+            text = cache.read_text("tokenizer.json")
+            self._tokenizer = parse_tokenizer(text, self.cache_path / "tokenizer.json")
         return self._tokenizer
+
+    @property
+    def vocabulary_fingerprint(self) -> dict[str, Any]:
+        """Size, hash and settings of the vocabulary (see :mod:`src.data.vocab_check`)."""
+        tokens = tokenizer_tokens(self.tokenizer)  # resolves the source too
+        settings = {**self._settings(), "data": short_hash(self._source.fingerprint)}
+        return fingerprint({"tokens": tokens}, settings)
+
+    def state_dict(self) -> dict[str, Any]:
+        """What checkpoints carry of the data: the vocabulary's fingerprint."""
+        return {"vocabulary": self.vocabulary_fingerprint}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Refuse a checkpoint whose model was trained with another vocabulary."""
+        check_vocabulary(state_dict.get("vocabulary"), self.vocabulary_fingerprint)
 
     @property
     def vocab_size(self) -> int:

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -14,21 +11,13 @@ from typing import Any, Literal
 import numpy as np
 import tokenizers
 
-from src.data.text import (
-    TABLE_SUFFIXES,
-    build_tokenizer,
-    encode_ids,
-    read_labeled_table,
-    save_tokenizer,
-)
+from src.data import cache
+from src.data.errors import DataError, DataNotFoundError
+from src.data.hub import load_hub_dataset
+from src.data.text import TABLE_SUFFIXES, build_tokenizer, encode_ids, read_labeled_table
 
-CACHE_VERSION = 1  # bump when the cache layout or the tokenisation code changes
+CACHE_VERSION = 2  # bump when the cache layout or the tokenisation code changes
 Splits = dict[str, tuple[list[str], np.ndarray]]  # "train"/"test" -> (texts, labels)
-
-
-def _stat(p: Path) -> list[Any]:
-    st = p.stat()
-    return [str(p.resolve()), st.st_size, st.st_mtime_ns]
 
 
 def _review_id(entry: os.DirEntry) -> tuple[int, str]:
@@ -39,29 +28,36 @@ def _review_id(entry: os.DirEntry) -> tuple[int, str]:
 def _acl_source(root: Path) -> Source:
     """The ``aclImdb/{train,test}/{neg,pos}/{id}_{rating}.txt`` tree: neg then pos, by id."""
     files: dict[str, list[tuple[Path, int]]] = {"train": [], "test": []}
-    fingerprint: list[Any] = [str(root)]
+    digest = hashlib.sha256()  # names and contents of every review, in reading order
     for split, split_files in files.items():
         for label, sub in enumerate(("neg", "pos")):
             with os.scandir(root / split / sub) as it:
                 entries = sorted((e for e in it if e.name.endswith(".txt")), key=_review_id)
             for e in entries:
-                st = e.stat()
                 split_files.append((Path(e.path), label))
-                fingerprint.append([split, sub, e.name, st.st_size, st.st_mtime_ns])
+                data = _read_bytes(Path(e.path))
+                digest.update(f"{split}/{sub}/{e.name}:{len(data)}:".encode() + data)
         if not split_files:
-            raise ValueError(f"{root / split} has no neg/pos *.txt reviews: an empty split")
-    return Source("acl", str(root), files, fingerprint)
+            raise DataError(f"{root / split} has no neg/pos *.txt reviews: an empty split")
+    return Source("acl", str(root), files, [digest.hexdigest()])
+
+
+def _read_bytes(p: Path) -> bytes:
+    try:
+        return p.read_bytes()
+    except OSError as e:
+        raise DataError(f"cannot read {p} ({e.strerror})") from None
 
 
 def _read_utf8(p: Path) -> str:
     try:
-        return p.read_bytes().decode("utf-8")
+        return _read_bytes(p).decode("utf-8")
     except UnicodeDecodeError as e:
-        raise ValueError(f"{p} is not valid UTF-8 ({e.reason} at byte {e.start})") from None
+        raise DataError(f"{p} is not valid UTF-8 ({e.reason} at byte {e.start})") from None
 
 
-def _missing_data(data_dir: Path, hub: str, why: str) -> FileNotFoundError:
-    return FileNotFoundError(
+def _missing_data(data_dir: Path, hub: str, why: str) -> DataNotFoundError:
+    return DataNotFoundError(
         f"IMDB data not found: {data_dir} has no aclImdb/ tree and no train/test "
         f".csv/.csv.gz/.parquet files (columns text,label), and the hub dataset {hub!r} {why}. "
         f"Put the files in {data_dir} or set --data.data_dir to the directory that holds them."
@@ -70,7 +66,8 @@ def _missing_data(data_dir: Path, hub: str, why: str) -> FileNotFoundError:
 
 @dataclass
 class Source:
-    """Where the reviews are (picklable); ``fingerprint`` changes whenever the data does.
+    """Where the reviews are (picklable); ``fingerprint`` hashes their content, so it changes
+    whenever the data does, even when sizes and modification times stay.
 
     ``kind`` is ``"acl"`` (``files`` maps each split to its ``(path, label)`` review files),
     ``"tables"`` (``files`` maps each split to one ``[(path, -1)]`` table) or ``"hub"``
@@ -101,9 +98,7 @@ class Source:
 
 def _load_hub(name: str, data_dir: Path) -> Any:
     try:
-        import datasets
-
-        ds = datasets.load_dataset(name)
+        ds = load_hub_dataset(name)
     except Exception as e:
         reason = " ".join(str(e).split())[:200]
         raise _missing_data(
@@ -111,7 +106,7 @@ def _load_hub(name: str, data_dir: Path) -> Any:
         ) from None
     for split in ("train", "test"):
         if split not in ds or not {"text", "label"} <= set(ds[split].column_names):
-            raise ValueError(f"hub dataset {name!r} needs train and test splits with text,label")
+            raise DataError(f"hub dataset {name!r} needs train and test splits with text,label")
     return ds
 
 
@@ -132,10 +127,13 @@ def find_source(data_dir: str | Path, hub_name: str = "stanfordnlp/imdb") -> Sou
         tables[split] = next((p for p in found if p.is_file()), None)
     if tables["train"] and tables["test"]:
         files = {s: [(p, -1)] for s, p in tables.items() if p is not None}
-        return Source("tables", str(data_dir), files, [_stat(fs[0][0]) for fs in files.values()])
+        digest = cache.content_digest(fs[0][0] for fs in files.values())
+        return Source("tables", str(data_dir), files, digest)
     if tables["train"] or tables["test"]:
         lack = "test" if tables["train"] else "train"
-        raise FileNotFoundError(f"{data_dir} has a split file but no {lack}.csv/.csv.gz/.parquet")
+        raise DataNotFoundError(
+            f"{data_dir} has a split file but no {lack}.csv/.csv.gz/.parquet; add it"
+        )
     if not hub_name:
         raise _missing_data(data_dir, hub_name, "is disabled (hub_name is empty)")
     ds = _load_hub(hub_name, data_dir)
@@ -147,23 +145,18 @@ def _check_labels(where: str, labels: np.ndarray) -> None:
     bad = ~np.isin(labels, (0, 1))
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise ValueError(f"{where}: label {labels[i].item()!r} at row {i} is not 0 or 1")
+        raise DataError(f"{where}: label {labels[i].item()!r} at row {i} is not 0 or 1")
 
 
 def cache_key(source: Source, **settings: Any) -> str:
-    """Hash of the source fingerprint, every tokenisation setting and the code versions."""
-    blob = {
-        "v": CACHE_VERSION,
-        "tok": tokenizers.__version__,
-        "src": source.fingerprint,
-        **settings,
-    }
-    return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()[:16]
+    """Hash of the source's content, every tokenisation setting and the code versions."""
+    versions = {"v": CACHE_VERSION, "tokenizers": tokenizers.__version__}
+    return cache.cache_key(source.fingerprint, {**versions, **settings})
 
 
 def build_cache(
     source: Source,
-    out_dir: Path,
+    writer: cache.CacheWriter,
     *,
     tokenizer: Literal["word", "bpe"],
     max_size: int,
@@ -171,56 +164,41 @@ def build_cache(
     max_len: int,
     val_size: float,
     seed: int,
-) -> None:
-    """Tokenise ``source`` into ``out_dir``: ``tokenizer.json``, per split ``{split}_ids.npy``
-    (int32, flat), ``{split}_offsets.npy`` (int64), ``{split}_labels.npy`` (int64), ``val_rows.npy``
-    (rows of the source train split held out) and ``meta.json``.
-
-    Everything is written into a temporary sibling directory that is renamed to ``out_dir`` at
-    the end, so a reader (or a concurrent DDP rank) sees a complete cache or none.
+) -> dict[str, Any]:
+    """Tokenise ``source`` into ``writer``: ``tokenizer.json``, per split ``{split}_ids.npy``
+    (int32, flat), ``{split}_offsets.npy`` (int64), ``{split}_labels.npy`` (int64) and
+    ``val_rows.npy`` (rows of the source train split held out). Returns the manifest's info.
     """
     data = source.load()
     for split, (texts, labels) in data.items():
         if len(texts) == 0:
-            raise ValueError(f"{source.description}: the {split} split is empty")
+            raise DataError(f"{source.description}: the {split} split is empty")
         _check_labels(f"{source.description} ({split})", labels)
     texts, labels = data["train"]
     n_val = int(round(val_size * len(texts)))
     perm = np.random.default_rng(seed).permutation(len(texts))
     rows = {"val": np.sort(perm[:n_val]), "train": np.sort(perm[n_val:])}
     if len(rows["train"]) == 0:
-        raise ValueError(f"val_size={val_size} leaves no training reviews")
+        raise DataError(f"val_size={val_size} leaves no training reviews; lower val_size")
     parts = {s: ([texts[i] for i in r], labels[r]) for s, r in rows.items()}
     parts["test"] = data["test"]
     # the vocabulary sees the training part only: never validation or test reviews
     tok = build_tokenizer(parts["train"][0], tokenizer, max_size, min_freq, max_len)
     source_rows = {**rows, "test": np.arange(len(data["test"][0]))}
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}."))
-    os.chmod(tmp, 0o755)  # mkdtemp makes it private; the published cache is readable
-    try:
-        save_tokenizer(tok, tmp / "tokenizer.json")
-        np.save(tmp / "val_rows.npy", rows["val"])
-        sizes = {}
-        for split, (split_texts, split_labels) in parts.items():
-            ids, offsets = encode_ids(tok, split_texts, max_len)
-            empty = np.flatnonzero(np.diff(offsets) == 0)
-            if len(empty):
-                row = source_rows[split][empty[0]]
-                src = "test" if split == "test" else "train"
-                raise ValueError(
-                    f"empty review after tokenisation at index {row} of the {src} split of "
-                    f"{source.description}; remove empty texts from the data"
-                )
-            for name, arr in (("ids", ids), ("offsets", offsets), ("labels", split_labels)):
-                np.save(tmp / f"{split}_{name}.npy", arr)
-            sizes[split] = len(split_texts)
-        meta = {"source": source.description, "sizes": sizes, "vocab_size": tok.get_vocab_size()}
-        (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
-        try:
-            os.rename(tmp, out_dir)  # atomic; fails if another rank published first
-        except OSError:
-            if not (out_dir / "meta.json").is_file():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    writer.write("tokenizer.json", tok.to_str().encode("utf-8"))
+    writer.save_npy("val_rows.npy", rows["val"])
+    sizes = {}
+    for split, (split_texts, split_labels) in parts.items():
+        ids, offsets = encode_ids(tok, split_texts, max_len)
+        empty = np.flatnonzero(np.diff(offsets) == 0)
+        if len(empty):
+            row = source_rows[split][empty[0]]
+            src = "test" if split == "test" else "train"
+            raise DataError(
+                f"empty review after tokenisation at index {row} of the {src} split of "
+                f"{source.description}; remove empty texts from the data"
+            )
+        for name, arr in (("ids", ids), ("offsets", offsets), ("labels", split_labels)):
+            writer.save_npy(f"{split}_{name}.npy", arr)
+        sizes[split] = len(split_texts)
+    return {"source": source.description, "sizes": sizes, "vocab_size": tok.get_vocab_size()}

@@ -3,23 +3,28 @@ vocabularies from the training side, cached ids, length-bucketed batches."""
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import tokenizers
 import torch
 from lightning.pytorch import LightningDataModule
 from tokenizers import Tokenizer
 from torch.utils.data import DataLoader
 
+from src.data.cache import CacheReader, CacheWriter, cache_key, content_digest, open_cache
+from src.data.errors import DataError
 from src.data.parallel.pairs import EOS_ID, PAD_ID, PairDataset, pair_collate
-from src.data.parallel.source import cache_key, load_bpe, read_pairs, write_cache
+from src.data.parallel.source import find_files, load_bpe, read_hub, read_local, write_cache
 from src.data.resumable import ResumableDataLoader
 from src.data.sampler import BucketBatchSampler
+from src.data.vocab_check import check_vocabulary, fingerprint, short_hash, tokenizer_tokens
 
 log = logging.getLogger(__name__)
 SPLITS = ("train", "val", "test")
+CACHE_VERSION = 2  # bump when the cache layout or the tokenisation code changes
 
 
 class ParallelTextDataModule(LightningDataModule):
@@ -27,7 +32,8 @@ class ParallelTextDataModule(LightningDataModule):
 
     ``prepare_data`` trains one BPE tokenizer per language on the training split only, encodes
     every split and caches tokenizers (JSON) and ids (``.npy``) under ``cache_dir/<key>``, the
-    key hashing the files and the settings. Training pairs with a side longer than ``max_len``
+    key hashing the files' content and the settings (files checked against their checksums when
+    read; a damaged cache is rebuilt). Training pairs with a side longer than ``max_len``
     tokens are dropped (the count is logged); validation and test pairs are all kept. Batches:
     ``{"src" (N, S), "src_lengths" (N,), "tgt" (N, T) = <bos> y <eos>, "index" (N,)}``.
 
@@ -74,9 +80,9 @@ class ParallelTextDataModule(LightningDataModule):
         super().__init__()
         for name in ("src_max_size", "tgt_max_size", "max_len", "batch_size", "eval_batch_size"):
             if locals()[name] < 1:
-                raise ValueError(f"{name} must be positive, got {locals()[name]}")
+                raise DataError(f"{name} must be positive, got {locals()[name]}")
         if min(src_max_size, tgt_max_size) <= 4:
-            raise ValueError("src_max_size and tgt_max_size must exceed the 4 special tokens")
+            raise DataError("src_max_size and tgt_max_size must exceed the 4 special tokens")
         self.save_hyperparameters()
         self.data_dir, self.cache_dir, self.hub_name = data_dir, cache_dir, hub_name
         self.langs = (src_lang, tgt_lang)
@@ -89,42 +95,59 @@ class ParallelTextDataModule(LightningDataModule):
         self.max_len, self.batch_size, self.eval_batch_size = max_len, batch_size, eval_batch_size
         self.bucket_size, self.seed, self.num_workers = bucket_size, seed, num_workers
         self._cache_path: Path | None = None
+        self._files: dict[str, list[Path]] | None = None
+        self._sources: Any = None
+        self._cache: CacheReader | None = None
         self._tokenizers: tuple[Tokenizer, Tokenizer] | None = None
         self.datasets: dict[str, PairDataset] = {}
         self.refs: dict[str, list[str]] = {}
 
     @property
     def cache_path(self) -> Path:
-        """``cache_dir/<key>``; reading it reads (and fingerprints) the corpus once."""
+        """``cache_dir/<key>``: the key hashes the local files' content (or names the hub
+        dataset) and every setting that changes the cached arrays."""
         if self._cache_path is None:
-            self._data, fingerprint = read_pairs(
-                self.data_dir, self.splits, self.langs, self.hub_name
-            )
-            key = cache_key(fingerprint, {**self.settings, "splits": self.splits})
-            self._cache_path = Path(self.cache_dir) / key
+            self._files = find_files(self.data_dir, self.splits, self.langs)
+            if self._files is None:
+                if not self.hub_name:
+                    read_hub(self.data_dir, self.splits, self.langs, self.hub_name)  # raises
+                self._sources = ["hub", self.hub_name]
+            else:
+                self._sources = content_digest(p for pair in self._files.values() for p in pair)
+            settings = {**self.settings, "splits": self.splits, "langs": self.langs}
+            settings |= {"v": CACHE_VERSION, "tokenizers": tokenizers.__version__}
+            self._cache_path = Path(self.cache_dir) / cache_key(self._sources, settings)
         return self._cache_path
+
+    def _build(self, writer: CacheWriter) -> dict[str, Any]:
+        if self._files is not None:
+            data = read_local(self._files)
+        else:
+            data = read_hub(self.data_dir, self.splits, self.langs, self.hub_name)
+        return {"sizes": write_cache(writer, data, **self.settings)}
+
+    def _open_cache(self) -> CacheReader:
+        """The verified cache (built, or rebuilt when damaged), read once per process."""
+        if self._cache is None:
+            self._cache = open_cache(self.cache_path, self._build)
+        return self._cache
 
     def prepare_data(self) -> None:
         """Train the tokenizers on the training split and cache every split's ids."""
-        path = self.cache_path
-        if (path / "meta.json").is_file():
-            return
-        write_cache(path, self._data, **self.settings)
+        self._open_cache()
 
     def setup(self, stage: str | None = None) -> None:
         if self.datasets:
             return
-        self.prepare_data()
+        cache = self._open_cache()
         for split in SPLITS:
             arrays = [
-                np.load(self.cache_path / f"{split}_{side}_{kind}.npy")
+                cache.read_npy(f"{split}_{side}_{kind}.npy")
                 for side in ("src", "tgt")
                 for kind in ("ids", "offsets")
             ]
             ds = PairDataset(*arrays)
-            self.refs[split] = json.loads(
-                (self.cache_path / f"{split}_refs.json").read_text("utf-8")
-            )
+            self.refs[split] = cache.read_json(f"{split}_refs.json")
             if split == "train":
                 keep = np.flatnonzero(ds.lengths <= self.max_len)
                 if len(keep) < len(ds):
@@ -142,11 +165,28 @@ class ParallelTextDataModule(LightningDataModule):
     def tokenizers(self) -> tuple[Tokenizer, Tokenizer]:
         """(source, target) tokenizers, built on first need."""
         if self._tokenizers is None:
-            self.prepare_data()
+            cache = self._open_cache()
             self._tokenizers = tuple(
-                load_bpe(self.cache_path / f"{side}_tokenizer.json") for side in ("src", "tgt")
+                load_bpe(cache.read_text(name), self.cache_path / name)
+                for name in ("src_tokenizer.json", "tgt_tokenizer.json")
             )
         return self._tokenizers
+
+    @property
+    def vocabulary_fingerprint(self) -> dict[str, Any]:
+        """Sizes, hash and settings of both vocabularies (see :mod:`src.data.vocab_check`)."""
+        src, tgt = (tokenizer_tokens(tok) for tok in self.tokenizers)
+        settings = {**self.settings, "splits": self.splits, "langs": list(self.langs)}
+        settings["data"] = short_hash(self._sources)
+        return fingerprint({"src": src, "tgt": tgt}, settings)
+
+    def state_dict(self) -> dict[str, Any]:
+        """What checkpoints carry of the data: the vocabularies' fingerprint."""
+        return {"vocabulary": self.vocabulary_fingerprint}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Refuse a checkpoint whose model was trained with other vocabularies."""
+        check_vocabulary(state_dict.get("vocabulary"), self.vocabulary_fingerprint)
 
     @property
     def src_vocab_size(self) -> int:

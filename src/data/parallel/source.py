@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import gzip
-import hashlib
-import json
 import logging
-import os
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
+from src.data.cache import CacheWriter
+from src.data.errors import DataError, DataNotFoundError, read_error
+from src.data.hub import load_hub_dataset
 from src.data.parallel.pairs import PAD_ID, SPECIALS, UNK_ID
 
 log = logging.getLogger(__name__)
@@ -32,54 +33,58 @@ def read_lines(path: Path) -> list[str]:
     try:
         with opener(path, "rt", encoding="utf-8") as f:
             lines = [line.rstrip("\r\n") for line in f]
-    except UnicodeDecodeError as e:
-        raise ValueError(f"{path} is not valid UTF-8 ({e.reason} at byte {e.start})") from None
+    except (UnicodeDecodeError, OSError, EOFError, zlib.error) as e:
+        raise read_error(path, e) from None
     if not lines:
-        raise ValueError(f"{path} is empty: an empty split")
+        raise DataError(f"{path} is empty: an empty split")
     for i, line in enumerate(lines, 1):
         if not line.strip():
-            raise ValueError(f"{path}:{i} is a blank line; every line must hold a sentence")
+            raise DataError(f"{path}:{i} is a blank line; every line must hold a sentence")
     return lines
 
 
-def read_pairs(
-    data_dir: str, splits: dict[str, str], langs: tuple[str, str], hub_name: str
-) -> tuple[dict[str, tuple[list[str], list[str]]], list]:
-    """Read every split's (source lines, target lines) and a fingerprint of where they came from.
-
-    ``splits`` maps ``train``/``val``/``test`` to file stems (``{stem}.{lang}[.gz]`` under
-    ``data_dir``). Without local files the hub dataset ``hub_name`` (splits ``train``,
-    ``validation``, ``test``; one column per language) is tried.
-    """
+def find_files(data_dir: str, splits: dict[str, str], langs: tuple[str, str]) -> dict | None:
+    """Every split's ``(source file, target file)``, or None when any of them is missing."""
     files = {s: [local_file(data_dir, stem, lang) for lang in langs] for s, stem in splits.items()}
-    if all(p is not None for pair in files.values() for p in pair):
-        data, fingerprint = {}, []
-        for split, (src_path, tgt_path) in files.items():
-            src, tgt = read_lines(src_path), read_lines(tgt_path)
-            if len(src) != len(tgt):
-                raise ValueError(f"{src_path} has {len(src)} lines but {tgt_path} has {len(tgt)}")
-            data[split] = (src, tgt)
-            for p in (src_path, tgt_path):
-                st = p.stat()
-                fingerprint.append([str(p.resolve()), st.st_size, st.st_mtime_ns])
-        return data, fingerprint
+    return files if all(p is not None for pair in files.values() for p in pair) else None
+
+
+def read_local(files: dict[str, list[Path]]) -> dict[str, tuple[list[str], list[str]]]:
+    """Every split's (source lines, target lines) from :func:`find_files`' files."""
+    data = {}
+    for split, (src_path, tgt_path) in files.items():
+        src, tgt = read_lines(src_path), read_lines(tgt_path)
+        if len(src) != len(tgt):
+            raise DataError(
+                f"{src_path} has {len(src)} lines but {tgt_path} has {len(tgt)}; "
+                "line i of one must translate line i of the other"
+            )
+        data[split] = (src, tgt)
+    return data
+
+
+def read_hub(
+    data_dir: str, splits: dict[str, str], langs: tuple[str, str], hub_name: str
+) -> dict[str, tuple[list[str], list[str]]]:
+    """Every split from the hub dataset ``hub_name`` (splits ``train``, ``validation``,
+    ``test``; one column per language), for when ``data_dir`` lacks the files."""
     missing = [f"{stem}.{lang}[.gz]" for s, stem in splits.items() for lang in langs]
     where = f"{data_dir} lacks some of {missing}"
     if not hub_name:
-        raise ValueError(f"{where} and the hub fallback is off (hub_name='')")
+        raise DataNotFoundError(
+            f"{where} and the hub fallback is off (hub_name=''); put the files there or set "
+            "data_dir"
+        )
     try:
-        import datasets
-
-        hub = datasets.load_dataset(hub_name)
+        hub = load_hub_dataset(hub_name)
         names = {"train": "train", "val": "validation", "test": "test"}
-        data = {s: tuple(list(hub[names[s]][lang]) for lang in langs) for s in splits}
+        return {s: tuple(list(hub[names[s]][lang]) for lang in langs) for s in splits}
     except Exception as e:  # offline, unknown name, missing column: one clear line
-        raise ValueError(
+        raise DataNotFoundError(
             f"{where}, and the hub dataset {hub_name!r} could not be loaded "
             f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
             f"put the files in data_dir or fix hub_name"
         ) from None
-    return data, [hub_name]
 
 
 def build_bpe(texts: Sequence[str], vocab_size: int, min_freq: int) -> Tokenizer:
@@ -113,45 +118,39 @@ def encode(tok: Tokenizer, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray
     return (np.concatenate(parts) if parts else np.zeros(0, np.int32)), offsets
 
 
-def cache_key(fingerprint: list, settings: dict) -> str:
-    """Short hash of the source files and every setting that changes the cached arrays."""
-    blob = json.dumps([fingerprint, settings, 1], sort_keys=True).encode()
-    return hashlib.sha256(blob).hexdigest()[:16]
-
-
-def load_bpe(path: Path) -> Tokenizer:
-    """Load a tokenizer JSON and check its special ids."""
-    tok = Tokenizer.from_file(str(path))
+def load_bpe(text: str, where: Path) -> Tokenizer:
+    """A tokenizer from its JSON ``text`` (read from ``where``), special ids checked."""
+    try:
+        tok = Tokenizer.from_str(text)
+    except Exception as e:  # the Rust side raises its own exception type
+        raise DataError(f"{where} is not a tokenizer ({' '.join(str(e).split())})") from None
     if tok.token_to_id(SPECIALS[PAD_ID]) != PAD_ID:
-        raise ValueError(f"{path}: expected <pad>=0; delete the cache directory to rebuild it")
+        raise DataError(f"{where}: expected <pad>=0; delete the cache directory to rebuild it")
     return tok
 
 
 def write_cache(
-    path: Path,
+    writer: CacheWriter,
     data: dict[str, tuple[list[str], list[str]]],
     src_max_size: int,
     tgt_max_size: int,
     min_freq: int,
-) -> None:
+) -> dict[str, int]:
     """Train one BPE per side on ``data["train"]`` only and write tokenizers (JSON), every
-    split's ids and offsets (``.npy``) and target lines (JSON); ``meta.json`` comes last."""
-    path.mkdir(parents=True, exist_ok=True)
+    split's ids and offsets (``.npy``) and target lines (JSON). Returns the split sizes."""
     train_src, train_tgt = data["train"]
     toks = (
         build_bpe(train_src, src_max_size, min_freq),
         build_bpe(train_tgt, tgt_max_size, min_freq),
     )
     for side, tok in zip(("src", "tgt"), toks, strict=True):
-        tok.save(str(path / f"{side}_tokenizer.json"))
-    meta = {}
+        writer.write(f"{side}_tokenizer.json", tok.to_str().encode("utf-8"))
+    sizes = {}
     for split, texts in data.items():
         for side, tok, lines in zip(("src", "tgt"), toks, texts, strict=True):
             ids, offsets = encode(tok, lines)
-            np.save(path / f"{split}_{side}_ids.npy", ids)
-            np.save(path / f"{split}_{side}_offsets.npy", offsets)
-        (path / f"{split}_refs.json").write_text(json.dumps(texts[1]), encoding="utf-8")
-        meta[split] = len(texts[0])
-    tmp = path / f".meta.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps(meta))
-    os.replace(tmp, path / "meta.json")  # written last: marks the cache complete
+            writer.save_npy(f"{split}_{side}_ids.npy", ids)
+            writer.save_npy(f"{split}_{side}_offsets.npy", offsets)
+        writer.save_json(f"{split}_refs.json", texts[1])
+        sizes[split] = len(texts[0])
+    return sizes

@@ -10,6 +10,7 @@ import torch
 from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader
 
+from src.data.errors import DataError
 from src.data.parallel.pairs import EOS_ID, PAD_ID, SPECIALS, PairDataset, pair_collate
 from src.data.resumable import ResumableDataLoader
 from src.data.sampler import BucketBatchSampler
@@ -52,11 +53,11 @@ class SyntheticSeqDataModule(LightningDataModule):
     ) -> None:
         super().__init__()
         if task not in ("reverse", "sort"):
-            raise ValueError(f"task must be 'reverse' or 'sort', got {task!r}")
+            raise DataError(f"task must be 'reverse' or 'sort', got {task!r}")
         if not 1 <= min_len <= max_len:
-            raise ValueError(f"need 1 <= min_len <= max_len, got {min_len}, {max_len}")
+            raise DataError(f"need 1 <= min_len <= max_len, got {min_len}, {max_len}")
         if num_symbols < 1 or min(num_train, num_val, num_test, batch_size, eval_batch_size) < 1:
-            raise ValueError("num_symbols, split sizes and batch sizes must be positive")
+            raise DataError("num_symbols, split sizes and batch sizes must be positive")
         self.save_hyperparameters()
         self.task, self.num_symbols = task, num_symbols
         self.min_len, self.max_len = min_len, max_len

@@ -10,6 +10,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader
 
+from src.data.errors import DataError
 from src.data.resumable import ResumableDataLoader
 from src.data.series import source as gen
 from src.data.series.windows import StreamDataset, WindowDataset
@@ -85,20 +86,20 @@ class TimeSeriesDataModule(L.LightningDataModule):
         super().__init__()
         self.save_hyperparameters()
         if series == "csv" and not csv_path:
-            raise ValueError('series="csv" needs csv_path; set it, e.g. --data.csv_path data.csv')
+            raise DataError('series="csv" needs csv_path; set it, e.g. --data.csv_path data.csv')
         if series == "csv" and not target_columns:
-            raise ValueError('series="csv" needs target_columns, e.g. --data.target_columns [load]')
+            raise DataError('series="csv" needs target_columns, e.g. --data.target_columns [load]')
         for name, value in (("input_len", input_len), ("output_len", output_len)):
             if value < 1:
-                raise ValueError(f"{name} must be >= 1, got {value}")
+                raise DataError(f"{name} must be >= 1, got {value}")
         if stride < 1:
-            raise ValueError(f"stride must be >= 1, got {stride}")
+            raise DataError(f"stride must be >= 1, got {stride}")
         if season_length is not None and season_length < 0:
-            raise ValueError(f"season_length must be >= 0 (0 turns it off), got {season_length}")
+            raise DataError(f"season_length must be >= 0 (0 turns it off), got {season_length}")
         if chunk_len is not None and chunk_len < 1:
-            raise ValueError(f"chunk_len must be >= 1, got {chunk_len}")
+            raise DataError(f"chunk_len must be >= 1, got {chunk_len}")
         if not (val_fraction > 0 and test_fraction > 0 and val_fraction + test_fraction < 1):
-            raise ValueError(
+            raise DataError(
                 f"val_fraction={val_fraction} and test_fraction={test_fraction} must each lie in "
                 "(0, 1) and sum to less than 1"
             )
@@ -127,7 +128,7 @@ class TimeSeriesDataModule(L.LightningDataModule):
         make = {"sine": gen.sine, "multi_sine": gen.multi_sine}
         make |= {"trend_seasonal": gen.trend_seasonal, "multivariate": gen.multivariate}
         if self.series not in make:
-            raise ValueError(f"unknown series {self.series!r}; pick one of {SeriesKind.__args__}")
+            raise DataError(f"unknown series {self.series!r}; pick one of {SeriesKind.__args__}")
         values = make[self.series](n, t_max=t_max, noise_std=std, rng=rng)
         return values, ["target"] + [f"covariate_{i}" for i in range(1, values.shape[1])]
 
@@ -143,7 +144,7 @@ class TimeSeriesDataModule(L.LightningDataModule):
         more = "use a longer CSV" if self.series == "csv" else "raise n_points"
         for stage, (start, end) in self._segments.items():
             if window > end - start:
-                raise ValueError(
+                raise DataError(
                     f"input_len + output_len = {window} exceeds the {stage} segment of "
                     f"{end - start} points; lower them or {more}/{hints[stage]}"
                 )

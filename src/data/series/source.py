@@ -7,11 +7,14 @@ further channels are covariates.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from src.data.errors import DataError, DataNotFoundError, read_error
 
 
 def _rng(rng: np.random.Generator | None) -> np.random.Generator:
@@ -52,7 +55,7 @@ def multi_sine(
         ``(n_points, 1)`` float32 array.
     """
     if len(frequencies) != len(amplitudes):
-        raise ValueError(
+        raise DataError(
             f"frequencies ({len(frequencies)}) and amplitudes ({len(amplitudes)}) differ in length"
         )
     t = _grid(n_points, t_max)
@@ -102,7 +105,7 @@ def multivariate(
         ``(n_points, 3)`` float32 array.
     """
     if lag < 0:
-        raise ValueError(f"lag must be >= 0, got {lag}")
+        raise DataError(f"lag must be >= 0, got {lag}")
     gen = _rng(rng)
     t = _grid(n_points, t_max)
     c1 = np.sin(0.25 * t)
@@ -153,29 +156,40 @@ def load_csv(
         A ``(T, C)`` float32 array and its column names.
 
     Raises:
-        FileNotFoundError: the file does not exist.
-        ValueError: missing columns, empty file, non-numeric or NaN/infinite values
+        DataNotFoundError: the file does not exist.
+        DataError: missing columns, empty or unreadable file, non-numeric or NaN/infinite values
             (row numbers are 0-based data rows, the header excluded).
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"CSV file {str(path)!r} not found; check csv_path")
+        raise DataNotFoundError(f"CSV file {str(path)!r} not found; check csv_path")
     targets, features = list(target_columns or []), list(feature_columns or [])
     if not targets:
-        raise ValueError("target_columns is empty; name at least one column to forecast")
+        raise DataError("target_columns is empty; name at least one column to forecast")
     both = sorted(set(targets) & set(features))
     if both:
-        raise ValueError(f"columns {both} are both targets and features; targets are inputs too")
+        raise DataError(f"columns {both} are both targets and features; targets are inputs too")
     try:
-        frame = pd.read_csv(path)
+        frame = pd.read_csv(path, encoding="utf-8")
     except pd.errors.EmptyDataError:
-        raise ValueError(f"CSV file {str(path)!r} is empty") from None
+        raise DataError(f"CSV file {str(path)!r} is empty") from None
+    except pd.errors.ParserError as e:
+        raise DataError(f"{path} is not a readable CSV: {' '.join(str(e).split())}") from None
+    except (ValueError, OSError, EOFError, zlib.error) as e:
+        raise read_error(path, e) from None
     names = targets + features
-    missing = [c for c in names if c not in frame.columns]
+    found = [str(c) for c in frame.columns]
+    missing = [c for c in names if c not in found]
     if missing:
-        raise ValueError(f"columns {missing} not in {path.name}; available: {list(frame.columns)}")
+        lower = {c.strip().lower(): c for c in found}
+        near = [lower[c.lower()] for c in missing if c.lower() in lower]
+        hint = f"; column names are case-sensitive (found {near})" if near else ""
+        raise DataError(
+            f"columns {missing} not in {path.name}; available: {found[:20]}{hint}; "
+            "fix target_columns/feature_columns"
+        )
     if len(frame) == 0:
-        raise ValueError(f"CSV file {str(path)!r} has a header but no rows")
+        raise DataError(f"CSV file {str(path)!r} has a header but no rows")
     columns = []
     for name in names:
         raw = frame[name]
@@ -183,20 +197,20 @@ def load_csv(
         bad = values.isna().to_numpy() & raw.notna().to_numpy()
         if bad.any():
             example = raw[bad].iloc[0]
-            raise ValueError(
+            raise DataError(
                 f"column {name} has {bad.sum()} non-numeric values at rows {_rows(bad)} "
                 f"(e.g. {example!r}); clean them before training"
             )
         values = values.to_numpy(dtype=np.float64)
         nan = np.isnan(values)
         if nan.any():
-            raise ValueError(
+            raise DataError(
                 f"column {name} has {nan.sum()} NaN values at rows {_rows(nan)}; "
                 "fill or drop them before training"
             )
         inf = np.isinf(values)
         if inf.any():
-            raise ValueError(
+            raise DataError(
                 f"column {name} has {inf.sum()} infinite values at rows {_rows(inf)}; "
                 "fill or drop them before training"
             )

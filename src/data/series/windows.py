@@ -9,6 +9,8 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from src.data.errors import DataError
+
 
 def seasonal_index(end: Tensor, horizon: int, season: int) -> Tensor:
     """Source index of the seasonal-naive forecast of steps ``end + 1 .. end + horizon``.
@@ -118,7 +120,7 @@ class StreamDataset(Dataset):
         usable = limit - start - horizon  # steps whose whole horizon lies before ``limit``
         self.n_chunks = usable // (n_streams * chunk_len)
         if self.n_chunks < 1:
-            raise ValueError(
+            raise DataError(
                 f"stateful training needs batch_size * chunk_len = {n_streams * chunk_len} <= "
                 f"{usable} usable train steps; lower batch_size or chunk_len"
             )
