@@ -9,9 +9,11 @@ database) to run one study in parallel; start it again after a crash to continue
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import optuna
 from optuna.trial import TrialState
@@ -54,23 +56,33 @@ def make_sampler(args: argparse.Namespace, space: SearchSpace) -> optuna.sampler
     return optuna.samplers.TPESampler(n_startup_trials=args.startup_trials, seed=args.seed)
 
 
-def make_pruner(args: argparse.Namespace) -> optuna.pruners.BasePruner:
+def pruner_spec(args: argparse.Namespace) -> dict[str, Any]:
+    """The pruner as ``class_path``/``init_args``: the trials' pruning callbacks build it too."""
     if args.pruner == "hyperband":
         top = args.max_resource if args.max_resource == "auto" else int(args.max_resource)
-        return optuna.pruners.HyperbandPruner(args.min_resource, top, args.reduction_factor)
-    if args.pruner == "median":
-        return optuna.pruners.MedianPruner(n_warmup_steps=args.warmup_steps)
-    return optuna.pruners.NopPruner()
+        kwargs = {"min_resource": args.min_resource, "max_resource": top}
+        name, kwargs = "HyperbandPruner", kwargs | {"reduction_factor": args.reduction_factor}
+    elif args.pruner == "median":
+        name, kwargs = "MedianPruner", {"n_warmup_steps": args.warmup_steps}
+    else:
+        name, kwargs = "NopPruner", {}
+    return {"class_path": f"optuna.pruners.{name}", "init_args": kwargs}
 
 
-def open_study(args: argparse.Namespace, space: SearchSpace, pruner=None) -> optuna.Study:
+def build(spec: dict[str, Any]) -> Any:
+    """Instantiate a ``class_path``/``init_args`` dict."""
+    module, name = spec["class_path"].rsplit(".", 1)
+    return getattr(importlib.import_module(module), name)(**spec.get("init_args", {}))
+
+
+def open_study(args: argparse.Namespace, space: SearchSpace, pruner: dict) -> optuna.Study:
     """Create the study, or load it when it exists and was made by the same search."""
     storage = open_storage(args.storage, args.heartbeat or None)
     study = optuna.create_study(
         storage=storage,
         study_name=args.study_name,
         sampler=make_sampler(args, space),
-        pruner=pruner or make_pruner(args),
+        pruner=build(pruner),
         direction=space.direction,
         load_if_exists=True,
     )
@@ -86,8 +98,12 @@ def open_study(args: argparse.Namespace, space: SearchSpace, pruner=None) -> opt
     return study
 
 
-def run(args: argparse.Namespace, pruner: optuna.pruners.BasePruner | None = None) -> dict:
-    """Run trials until the study holds ``args.trials`` of them, then write the report."""
+def run(args: argparse.Namespace, pruner: dict[str, Any] | None = None) -> dict:
+    """Run trials until the study holds ``args.trials`` of them, then write the report.
+
+    ``pruner`` (``class_path``/``init_args``) replaces the one ``args`` names.
+    """
+    pruner = pruner or pruner_spec(args)
     space = SearchSpace.load(args.space)
     args.study_name = args.study_name or Path(args.space).stem
     study_dir = Path(args.study_dir or Path("lightning_logs") / "search" / args.study_name)
@@ -99,7 +115,12 @@ def run(args: argparse.Namespace, pruner: optuna.pruners.BasePruner | None = Non
             args.trials *= len(values)
     study = open_study(args, space, pruner)
     objective = partial(
-        run_trial, configs=args.config, space=space, storage=args.storage, study_dir=study_dir
+        run_trial,
+        configs=args.config,
+        space=space,
+        storage=args.storage,
+        study_dir=study_dir,
+        pruner=pruner,
     )
     while not args.report_only and len(study.get_trials(False, states=COUNTED)) < args.trials:
         study.optimize(objective, n_trials=1)

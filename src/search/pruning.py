@@ -1,10 +1,11 @@
 """Lightning callback that reports a trial's validation metric to its Optuna study and stops the
 run when the study's pruner says so.
 
-The callback is built from plain values (storage, study name, trial number), so it sits in the
-trial's saved config like any other callback and the study can live in another process's
-storage. Each validation run (after the sanity check) is one step: with ``val_check_interval:
-0.5`` an epoch reports twice, which gives the pruner finer rungs than epochs.
+The callback is built from plain values (storage, study name, trial number, the pruner as a
+``class_path``), so it sits in the trial's saved config like any other callback and the study
+can live in another process's storage. Optuna keeps no pruner in its storage: the callback is
+given the study's. Each validation run (after the sanity check) is one step: with
+``val_check_interval: 0.5`` an epoch reports twice, which gives the pruner finer rungs.
 """
 
 from __future__ import annotations
@@ -29,11 +30,19 @@ class OptunaPruning(Callback):
         study_name: the study in that storage.
         trial_number: the trial this run is (``trial.number``).
         monitor: logged metric to report, e.g. ``val/acc``.
+        pruner: the study's pruner, e.g. ``optuna.pruners.HyperbandPruner``.
     """
 
-    def __init__(self, storage: str, study_name: str, trial_number: int, monitor: str) -> None:
+    def __init__(
+        self,
+        storage: str,
+        study_name: str,
+        trial_number: int,
+        monitor: str,
+        pruner: optuna.pruners.BasePruner,
+    ) -> None:
         self.storage, self.study_name = storage, study_name
-        self.trial_number, self.monitor = trial_number, monitor
+        self.trial_number, self.monitor, self.pruner = trial_number, monitor, pruner
         self.values: list[float] = []  # the reported value of every validation run
         self.pruned_at: int | None = None  # step at which the pruner stopped the run
         self._trial: optuna.Trial | None = None
@@ -41,7 +50,9 @@ class OptunaPruning(Callback):
     def _open_trial(self) -> optuna.Trial:
         if self._trial is None:
             storage = open_storage(self.storage)
-            study = optuna.load_study(study_name=self.study_name, storage=storage)
+            study = optuna.load_study(
+                study_name=self.study_name, storage=storage, pruner=self.pruner
+            )
             study_id = storage.get_study_id_from_name(self.study_name)
             trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, self.trial_number)
             self._trial = optuna.Trial(study, trial_id)

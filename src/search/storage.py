@@ -42,5 +42,5 @@ def open_storage(spec: str, heartbeat: int | None = None) -> optuna.storages.Bas
         engine_kwargs=engine,
         heartbeat_interval=heartbeat,
         grace_period=2 * heartbeat,
-        failed_trial_callback=RetryFailedTrialCallback(max_retry=1),
+        heartbeat_stale_trial_callback=RetryFailedTrialCallback(max_retry=1),
     )

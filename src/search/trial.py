@@ -71,8 +71,11 @@ def run_trial(
     space: SearchSpace,
     storage: str,
     study_dir: Path,
+    pruner: dict[str, Any],
 ) -> float:
     """Fit the experiment with this trial's values; the best ``space.metric`` it reached.
+
+    ``pruner`` is the study's pruner as ``{"class_path": ..., "init_args": {...}}``.
 
     Raises:
         optuna.TrialPruned: when the pruner stopped the run.
@@ -86,6 +89,7 @@ def run_trial(
             "study_name": trial.study.study_name,
             "trial_number": trial.number,
             "monitor": space.metric,
+            "pruner": pruner,
         },
     }
     args = fit_args(configs, space, values, run_dir, pruning)
