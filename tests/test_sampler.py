@@ -152,3 +152,17 @@ def test_lightning_sets_epoch_on_own_sampler():
     assert dl.batch_sampler.epoch == 4
     assert [b.tolist() for b in dl] != first
     assert all(isinstance(b, torch.Tensor) for b in dl)
+
+
+@pytest.mark.parametrize(("n", "drop_last"), [(1000, False), (1000, True), (64, False)])
+def test_uneven_deal_gives_each_batch_once(n, drop_last):
+    lengths = lognormal_lengths(n)
+    single = list(BucketBatchSampler(lengths, 32, shuffle=False, drop_last=drop_last))
+    shards = [
+        BucketBatchSampler(lengths, 32, False, drop_last, num_replicas=3, rank=r, even=False)
+        for r in range(3)
+    ]
+    dealt = [list(s) for s in shards]
+    assert [len(d) for d in dealt] == [len(s) for s in shards]
+    assert sorted(b for d in dealt for b in d) == sorted(single)  # the same batches, once each
+    assert max(map(len, dealt)) - min(map(len, dealt)) <= 1
