@@ -27,7 +27,9 @@ class BucketBatchSampler(BatchSampler):
     list is padded by repeating batches from its start (as ``DistributedSampler`` repeats
     samples); with ``drop_last=True`` the short last batch and the remainder are dropped. With
     ``even=False`` nothing is repeated or dropped: the ranks get the batches a single process
-    would see, each exactly once, and may get one batch more than another (evaluation).
+    would see, each exactly once, and may get one batch more than another (evaluation). With
+    fewer batches than ranks, the examples are cut into one batch per rank instead, since a
+    rank without a batch would leave the others waiting in the metric sync.
     If Lightning injects a ``DistributedSampler`` as ``sampler`` (``use_distributed_sampler=True``
     under DDP), that sampler already holds this rank's shard of the examples: the batches are
     then made from it and ``num_replicas``/``rank`` are ignored.
@@ -111,9 +113,21 @@ class BucketBatchSampler(BatchSampler):
             batches = [batches[i] for i in perm]
         return batches
 
+    def _one_per_rank(self, batches: list[np.ndarray]) -> list[np.ndarray]:
+        order = np.concatenate(batches)
+        if len(order) < self.num_replicas:
+            raise ValueError(
+                f"{len(order)} examples cannot give each of {self.num_replicas} ranks a batch; "
+                "use fewer devices or more data"
+            )
+        parts = np.array_split(order, self.num_replicas)
+        return [p[np.argsort(-self.lengths[p], kind="stable")] for p in parts]
+
     def __iter__(self) -> Iterator[list[int]]:
         batches = self._all_batches()
         if self.num_replicas > 1 and not self.even:
+            if 0 < len(batches) < self.num_replicas:
+                batches = self._one_per_rank(batches)
             batches = batches[self.rank :: self.num_replicas]
         elif self.num_replicas > 1:
             total = len(self) * self.num_replicas
@@ -129,6 +143,8 @@ class BucketBatchSampler(BatchSampler):
         if self.num_replicas == 1:
             return full
         if not self.even:
+            if 0 < full < self.num_replicas:
+                return 1  # see _one_per_rank
             return len(range(self.rank, full, self.num_replicas))
         if self.drop_last:
             return full // self.num_replicas
