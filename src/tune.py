@@ -98,6 +98,15 @@ def open_study(args: argparse.Namespace, space: SearchSpace, pruner: dict) -> op
     return study
 
 
+def _work_left(study: optuna.Study, trials: int) -> bool:
+    """Whether a trial is queued or the study holds fewer than ``trials``; first marks the
+    trials of killed workers (stale heartbeats) failed, which queues them again."""
+    optuna.storages.fail_stale_trials(study)
+    if study.get_trials(False, states=(TrialState.WAITING,)):
+        return True
+    return len(study.get_trials(False, states=COUNTED)) < trials
+
+
 def run(args: argparse.Namespace, pruner: dict[str, Any] | None = None) -> dict:
     """Run trials until the study holds ``args.trials`` of them, then write the report.
 
@@ -122,7 +131,7 @@ def run(args: argparse.Namespace, pruner: dict[str, Any] | None = None) -> dict:
         study_dir=study_dir,
         pruner=pruner,
     )
-    while not args.report_only and len(study.get_trials(False, states=COUNTED)) < args.trials:
+    while not args.report_only and _work_left(study, args.trials):
         study.optimize(objective, n_trials=1)
     return write_report(study, args.config, study_dir)
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import optuna
+import sqlalchemy
 from optuna.storages import JournalStorage, RDBStorage, RetryFailedTrialCallback
 from optuna.storages.journal import JournalFileBackend
 
@@ -35,12 +37,16 @@ def open_storage(spec: str, heartbeat: int | None = None) -> optuna.storages.Bas
         Path(spec.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     # SQLite locks the whole file per write: let a worker wait for the others' writes
     engine = {"connect_args": {"timeout": 60}} if spec.startswith("sqlite") else None
-    if heartbeat is None:
-        return RDBStorage(spec, engine_kwargs=engine)
-    return RDBStorage(
-        spec,
-        engine_kwargs=engine,
-        heartbeat_interval=heartbeat,
-        grace_period=2 * heartbeat,
-        heartbeat_stale_trial_callback=RetryFailedTrialCallback(max_retry=1),
-    )
+    beats = {}
+    if heartbeat is not None:
+        retry = RetryFailedTrialCallback(max_retry=1)
+        beats = {"heartbeat_interval": heartbeat, "grace_period": 2 * heartbeat}
+        beats["heartbeat_stale_trial_callback"] = retry
+    for attempt in range(3):
+        try:
+            return RDBStorage(spec, engine_kwargs=engine, **beats)
+        except sqlalchemy.exc.OperationalError:  # workers started together race to make tables
+            if attempt == 2:
+                raise
+            time.sleep(1.0)
+    raise AssertionError("unreachable")
