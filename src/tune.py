@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -139,6 +140,8 @@ def run(args: argparse.Namespace, pruner: dict[str, Any] | None = None) -> dict:
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # heartbeats and stale-trial checks are marked experimental; they are what makes resuming work
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     try:
         summary = run(args)
     except (SpaceError, FileNotFoundError) as error:

@@ -11,6 +11,7 @@ given the study's. Each validation run (after the sanity check) is one step: wit
 from __future__ import annotations
 
 import math
+import time
 
 import optuna
 from lightning.pytorch import Callback, LightningModule, Trainer
@@ -44,6 +45,7 @@ class OptunaPruning(Callback):
         self.storage, self.study_name = storage, study_name
         self.trial_number, self.monitor, self.pruner = trial_number, monitor, pruner
         self.values: list[float] = []  # the reported value of every validation run
+        self.seconds: list[float] = []  # time since the fit started, at each of them
         self.pruned_at: int | None = None  # step at which the pruner stopped the run
         self._trial: optuna.Trial | None = None
 
@@ -58,9 +60,13 @@ class OptunaPruning(Callback):
             self._trial = optuna.Trial(study, trial_id)
         return self._trial
 
+    def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._start = time.perf_counter()
+
     def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if trainer.sanity_checking:
             return
+        self.seconds.append(round(time.perf_counter() - self._start, 1))
         if self.monitor not in trainer.callback_metrics:
             logged = ", ".join(sorted(trainer.callback_metrics)) or "nothing"
             raise KeyError(
@@ -75,6 +81,7 @@ class OptunaPruning(Callback):
             step = len(self.values)
             if math.isfinite(value):
                 trial.report(value, step)
+            trial.set_user_attr("step_seconds", self.seconds)  # what each step cost, for reports
             # a diverged run (NaN/inf) has nothing left to show: stop it like a pruned one
             prune = not math.isfinite(value) or trial.should_prune()
         if trainer.strategy.broadcast(prune, src=0):
