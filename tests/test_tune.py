@@ -69,10 +69,11 @@ def test_search_prunes_writes_report_and_best_yaml_trains(tmp_path, monkeypatch,
     pruned = study.trials[1]
     assert list(pruned.intermediate_values) == [1] and pruned.user_attrs["epochs"] == 1.0
     assert study.trials[0].user_attrs["epochs"] == 2.0
-    assert summary | {"plots": None} == {
-        "trials": 3, "complete": 2, "pruned": 1, "fail": 0, "plots": None,
+    assert summary | {"plots": None, "saved": None} == {
+        "trials": 3, "complete": 2, "pruned": 1, "fail": 0, "plots": None, "saved": None,
         "best": str(study_dir / "best.yaml"),
     }  # fmt: skip
+    assert 0 < summary["saved"] < 1 / 3  # 1 of 6 steps left out, priced at its trial's rate
     for trial in study.trials:  # each trial ran in its own directory with its config saved
         saved = yaml.safe_load(Path(trial.user_attrs["config"]).read_text())
         assert trial.user_attrs["config"].startswith(str(study_dir / f"trial_{trial.number:04d}"))
@@ -81,7 +82,8 @@ def test_search_prunes_writes_report_and_best_yaml_trains(tmp_path, monkeypatch,
         assert (study_dir / f"trial_{trial.number:04d}" / "checkpoints" / "last.ckpt").is_file()
     lines = (study_dir / "trials.csv").read_text().splitlines()
     assert lines[0].startswith("trial,state,value,epochs,seconds,") and len(lines) == 4
-    assert "| 1 | PRUNED |" in (study_dir / "trials.md").read_text()
+    table = (study_dir / "trials.md").read_text()
+    assert "| 1 | PRUNED |" in table and "Pruning: 5 of 6 validation steps trained" in table
     for plot in ("history", "intermediate", "importance"):
         assert (study_dir / f"{plot}.png").stat().st_size > 1000
     assert list((study_dir / "tensorboard").glob("events.out.tfevents.*"))

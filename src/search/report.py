@@ -62,8 +62,36 @@ def write_table(study: optuna.Study, out_dir: Path) -> list[dict[str, Any]]:
         writer.writerows(rows)
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(_cell(r.get(c)) for c in columns) + " |" for r in rows]
+    cost = pruning_cost(study)
+    if cost["full_steps"]:
+        lines += [
+            "",
+            f"Pruning: {cost['steps']} of {cost['full_steps']} validation steps trained, "
+            f"{cost['seconds']:.0f} s of an estimated {cost['full_seconds']:.0f} s for the same "
+            f"trials run to the end ({100 * cost['saved']:.0f} % saved).",
+        ]
     (out_dir / "trials.md").write_text("\n".join(lines) + "\n")
     return rows
+
+
+def pruning_cost(study: optuna.Study) -> dict[str, Any]:
+    """Validation steps and seconds the finished trials took, against the same trials run to
+    the end: a full trial has as many steps as the longest complete one, and a pruned trial's
+    missing steps are priced at its own mean seconds per step (``step_seconds``)."""
+    done = (TrialState.COMPLETE, TrialState.PRUNED)
+    trials = [t for t in study.get_trials(False, states=done) if t.user_attrs.get("step_seconds")]
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    full = max((len(t.user_attrs["step_seconds"]) for t in complete), default=0)
+    cost = {"steps": 0, "full_steps": 0, "seconds": 0.0, "full_seconds": 0.0}
+    for t in trials:
+        seconds = t.user_attrs["step_seconds"]
+        whole = max(full, len(seconds)) if t.state == TrialState.PRUNED else len(seconds)
+        cost["steps"] += len(seconds)
+        cost["full_steps"] += whole
+        cost["seconds"] += seconds[-1]
+        cost["full_seconds"] += seconds[-1] / len(seconds) * whole
+    cost["saved"] = 1 - cost["seconds"] / cost["full_seconds"] if cost["full_seconds"] else 0.0
+    return {k: round(v, 3) if isinstance(v, float) else v for k, v in cost.items()}
 
 
 def write_plots(study: optuna.Study, out_dir: Path) -> list[Path]:
@@ -142,6 +170,7 @@ def write_report(study: optuna.Study, configs: list[str], out_dir: Path) -> dict
     return {
         "trials": len(rows),
         **{s.lower(): states.count(s) for s in ("COMPLETE", "PRUNED", "FAIL")},
+        "saved": pruning_cost(study)["saved"],
         "plots": [p.name for p in plots],
         "best": str(best) if best else None,
     }
