@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import sys
 import warnings
 from functools import partial
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
+from src.errors import exit_on_error
 from src.search.report import write_report
 from src.search.space import SearchSpace, SpaceError
 from src.search.storage import open_storage
@@ -142,13 +142,10 @@ def main(argv: list[str] | None = None) -> dict:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     # heartbeats and stale-trial checks are marked experimental; they are what makes resuming work
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    try:
-        summary = run(args)
-    except (SpaceError, FileNotFoundError) as error:
-        sys.exit(f"error: {error}")
+    summary = run(args)
     print(" ".join(f"{k}={v}" for k, v in summary.items()))
     return summary
 
 
 if __name__ == "__main__":
-    main()
+    exit_on_error(main)

@@ -79,7 +79,8 @@ def test_search_prunes_writes_report_and_best_yaml_trains(tmp_path, monkeypatch,
         assert trial.user_attrs["config"].startswith(str(study_dir / f"trial_{trial.number:04d}"))
         net = saved["model"]["init_args"]["net"]["init_args"]
         assert net["hidden_size"] == trial.params[HIDDEN]
-        assert (study_dir / f"trial_{trial.number:04d}" / "checkpoints" / "last.ckpt").is_file()
+        run = study_dir / f"trial_{trial.number:04d}" / "sine_lstm" / "version_0"
+        assert (run / "checkpoints" / "last.ckpt").is_file()
     lines = (study_dir / "trials.csv").read_text().splitlines()
     assert lines[0].startswith("trial,state,value,epochs,seconds,") and len(lines) == 4
     table = (study_dir / "trials.md").read_text()
@@ -92,7 +93,8 @@ def test_search_prunes_writes_report_and_best_yaml_trains(tmp_path, monkeypatch,
     assert "OptunaPruning" not in best.read_text()
     cli = main(["fit", "--config", str(best)])
     checkpoint = cli.trainer.checkpoint_callback
-    assert checkpoint.dirpath == str(tmp_path / "lightning_logs" / "sine_lstm" / "checkpoints")
+    run = tmp_path / "lightning_logs" / "best" / "version_0"  # a run of its own, not a trial's
+    assert Path(checkpoint.dirpath).resolve() == run / "checkpoints"
     assert checkpoint.best_model_score.item() == pytest.approx(study.best_value, rel=1e-6)
 
 

@@ -122,23 +122,20 @@ def write_plots(study: optuna.Study, out_dir: Path) -> list[Path]:
 
 
 def best_config(study: optuna.Study, configs: list[str]) -> dict[str, Any]:
-    """The best trial's saved config, with the pruning callback dropped and its log and
-    checkpoint locations set back to the experiment's, so ``fit`` trains it as is."""
-    best = study.best_trial
-    saved = yaml.safe_load(Path(best.user_attrs["config"]).read_text())
-    base = compose(configs).get("trainer") or {}
+    """The best trial's saved config without the pruning callback and without its run folder
+    (root directory, logger folder and version, checkpoint folder), which the CLI then chooses
+    as for any experiment: ``fit`` trains it as is."""
+    saved = yaml.safe_load(Path(study.best_trial.user_attrs["config"]).read_text())
+    base = compose(configs)
     trainer = saved.setdefault("trainer", {})
-    trainer["default_root_dir"] = base.get("default_root_dir")
-    base_callbacks = base.get("callbacks") or []
+    for key in ("default_root_dir", "logger"):  # back to the experiment's, or the CLI default
+        trainer.pop(key, None)
+        if key in (base.get("trainer") or {}):
+            trainer[key] = base["trainer"][key]
     callbacks = [c for c in trainer.get("callbacks") or [] if c.get("class_path") != PRUNING_CLASS]
-    for own, callback in zip(base_callbacks, callbacks, strict=False):
-        if isinstance(own, dict) and "dirpath" in (own.get("init_args") or {}):
-            callback["init_args"]["dirpath"] = own["init_args"]["dirpath"]
     trainer["callbacks"] = callbacks or None
-    logger = trainer.get("logger")
-    if isinstance(logger, dict) and isinstance(base.get("logger"), dict):
-        save_dir = (base["logger"].get("init_args") or {}).get("save_dir", "lightning_logs")
-        logger.setdefault("init_args", {})["save_dir"] = save_dir
+    if isinstance(saved.get("checkpoint"), dict):
+        saved["checkpoint"]["dirpath"] = (base.get("checkpoint") or {}).get("dirpath")
     return saved
 
 

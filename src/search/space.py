@@ -30,11 +30,13 @@ from typing import Any
 import optuna
 import yaml
 
+from src.errors import SeqLabError
+
 TYPES = {"float": ("low", "high"), "int": ("low", "high"), "categorical": ("choices",)}
 OPTIONAL = {"log", "step", "when", "grid", "type"}
 
 
-class SpaceError(ValueError):
+class SpaceError(SeqLabError, ValueError):
     """A search space file that cannot be used; the message names the key and the fix."""
 
 

@@ -15,6 +15,7 @@ import optuna
 import yaml
 
 from src.cli import main
+from src.errors import SeqLabError
 from src.search.pruning import OptunaPruning
 from src.search.space import SearchSpace, cli_args
 
@@ -33,26 +34,18 @@ def compose(configs: list[str]) -> dict[str, Any]:
     merged: dict[str, Any] = {}
     for config in configs:
         if not Path(config).is_file():
-            raise FileNotFoundError(f"config {config} not found; pass --config configs/<exp>.yaml")
+            raise SeqLabError(f"config {config} not found; pass --config configs/<exp>.yaml")
         merge(merged, yaml.safe_load(Path(config).read_text()) or {})
     return merged
 
 
 def run_dir_args(base: dict[str, Any], run_dir: Path, callbacks: list[dict]) -> list[str]:
-    """CLI arguments that send a run's logs and checkpoints under ``run_dir`` and append
-    ``callbacks`` (``class_path``/``init_args`` dicts) to the experiment's own."""
-    trainer = base.get("trainer") or {}
+    """CLI arguments that put a run's folder (logs, config, checkpoints) under ``run_dir`` and
+    append ``callbacks`` (``class_path``/``init_args`` dicts) to the experiment's own."""
     args = [f"--trainer.default_root_dir={run_dir}"]
-    logger = trainer.get("logger")
-    if isinstance(logger, dict) and "class_path" in logger:
-        args.append(f"--trainer.logger.init_args.save_dir={run_dir}")
-    own = copy.deepcopy(trainer.get("callbacks") or [])
-    for callback in own:
-        if isinstance(callback, dict) and "dirpath" in (callback.get("init_args") or {}):
-            callback["init_args"]["dirpath"] = str(run_dir / "checkpoints")
-    for key in ("checkpoint", "model_checkpoint"):  # callbacks the CLI adds from its own keys
-        if isinstance(base.get(key), dict) and "dirpath" in base[key]:
-            args.append(f"--{key}.dirpath={run_dir / 'checkpoints'}")
+    if (base.get("checkpoint") or {}).get("dirpath"):  # a fixed folder would be shared
+        args.append(f"--checkpoint.dirpath={run_dir / 'checkpoints'}")
+    own = (base.get("trainer") or {}).get("callbacks") or []
     return [*args, f"--trainer.callbacks={json.dumps(own + callbacks)}"]
 
 
