@@ -44,11 +44,10 @@ def slurm(tmp_path_factory):
 
 @pytest.fixture
 def workdir(tmp_path):
-    """A submit directory: the tiny sine experiment without early stopping, and the presets."""
+    """A submit directory: the tiny sine experiment that never stops early, and the presets."""
     config = _tiny_config(ROOT / "configs" / "sine_lstm.yaml", tmp_path)
     cfg = yaml.safe_load(config.read_text())
-    callbacks = cfg["trainer"]["callbacks"]
-    cfg["trainer"]["callbacks"] = [c for c in callbacks if "EarlyStopping" not in c["class_path"]]
+    cfg["early_stopping"] = {"patience": 10**6}
     config.write_text(yaml.safe_dump(cfg))
     (tmp_path / "configs").symlink_to(ROOT / "configs")
     (tmp_path / "lightning_logs").mkdir()
@@ -83,9 +82,10 @@ def test_sbatch_two_task_ddp_fit_finishes_with_checkpoints(slurm, workdir):
     log = (workdir / "lightning_logs" / f"slurm-{job}.out").read_text()
     assert (info["JobState"], info["ExitCode"]) == ("COMPLETED", "0:0"), log[-3000:]
     assert "MEMBER: 1/2" in log and "MEMBER: 2/2" in log and "distributed_backend=gloo" in log
-    last = torch.load(workdir / "ckpt" / "last.ckpt", weights_only=False)
+    run = workdir / "lightning_logs" / f"slurm-{job}" / "sine_lstm" / "version_0"
+    last = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)
     assert last["epoch"] == 1 and last["global_step"] > 0
-    assert len(list((workdir / "ckpt").glob("epoch*.ckpt"))) == 1  # the best one
+    assert len(list((run / "checkpoints").glob("epoch*.ckpt"))) == 1  # the best one
 
 
 def test_preempted_job_saves_requeues_and_resumes_to_the_end(slurm, workdir):
@@ -98,10 +98,15 @@ def test_preempted_job_saves_requeues_and_resumes_to_the_end(slurm, workdir):
     log = (workdir / "lightning_logs" / f"slurm-{job}.out").read_text()
     assert (info["JobState"], info["ExitCode"]) == ("COMPLETED", "0:0"), log[-3000:]
     assert int(info["Restarts"]) >= 1
-    assert "Handling auto-requeue signal: 10" in log and f"Requeued SLURM job: {job}" in log
     hpc = f"lightning_logs/slurm-{job}/hpc_ckpt_1.ckpt"
+    assert f"SlurmRequeue: SIGUSR1 received; saving {hpc}" in log
+    assert f"SlurmRequeue: requeued SLURM job {job}" in log
     assert f"Restored all states from the checkpoint at {hpc}" in log
     assert "Time limit reached" in log  # the resumed run trained to the end of its budget
     saved = torch.load(workdir / hpc, weights_only=False)
-    last = torch.load(workdir / "ckpt" / "last.ckpt", weights_only=False)
+    runs = workdir / "lightning_logs" / f"slurm-{job}" / "sine_lstm"
+    last = max(
+        (torch.load(p, weights_only=False) for p in runs.glob("version_*/checkpoints/last.ckpt")),
+        key=lambda c: c["global_step"],
+    )
     assert 0 < saved["global_step"] < last["global_step"]
