@@ -19,13 +19,21 @@ import optuna
 from optuna.trial import TrialState
 
 from src.errors import exit_on_error
+from src.run_dirs import ROOT_DIR
 from src.search.report import write_report
 from src.search.space import SearchSpace, SpaceError
 from src.search.storage import open_storage
-from src.search.trial import run_trial
+from src.search.trial import compose, run_trial
 
 # trials that count towards --trials; failed ones do not (a failed trial is queued again)
 COUNTED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
+
+
+def _resource(value: str) -> int | str:
+    """``auto`` or a positive number of validation steps."""
+    if value != "auto" and not (value.isdigit() and int(value) > 0):
+        raise argparse.ArgumentTypeError(f"{value!r}: give a number of steps or auto")
+    return value if value == "auto" else int(value)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -38,7 +46,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, help="sampler seed (give each worker its own)")
     p.add_argument("--pruner", choices=("hyperband", "median", "none"), default="hyperband")
     p.add_argument("--min-resource", type=int, default=1, help="Hyperband: first rung (steps)")
-    p.add_argument("--max-resource", default="auto", help="Hyperband: steps of a full trial")
+    p.add_argument("--max-resource", type=_resource, default="auto", help="Hyperband: full trial")
     p.add_argument("--reduction-factor", type=int, default=3, help="Hyperband: keep 1 in this")
     p.add_argument("--warmup-steps", type=int, default=1, help="median: never prune before")
     p.add_argument("--study-name", help="default: the space file's name")
@@ -60,8 +68,7 @@ def make_sampler(args: argparse.Namespace, space: SearchSpace) -> optuna.sampler
 def pruner_spec(args: argparse.Namespace) -> dict[str, Any]:
     """The pruner as ``class_path``/``init_args``: the trials' pruning callbacks build it too."""
     if args.pruner == "hyperband":
-        top = args.max_resource if args.max_resource == "auto" else int(args.max_resource)
-        kwargs = {"min_resource": args.min_resource, "max_resource": top}
+        kwargs = {"min_resource": args.min_resource, "max_resource": args.max_resource}
         name, kwargs = "HyperbandPruner", kwargs | {"reduction_factor": args.reduction_factor}
     elif args.pruner == "median":
         name, kwargs = "MedianPruner", {"n_warmup_steps": args.warmup_steps}
@@ -115,8 +122,9 @@ def run(args: argparse.Namespace, pruner: dict[str, Any] | None = None) -> dict:
     """
     pruner = pruner or pruner_spec(args)
     space = SearchSpace.load(args.space)
+    compose(args.config)  # a missing config file stops here, before the study records a trial
     args.study_name = args.study_name or Path(args.space).stem
-    study_dir = Path(args.study_dir or Path("lightning_logs") / "search" / args.study_name)
+    study_dir = Path(args.study_dir or Path(ROOT_DIR) / "search" / args.study_name)
     args.storage = args.storage or f"sqlite:///{study_dir / 'study.db'}"
     if args.trials is None:
         grid = space.grid() if args.sampler == "grid" else {}
