@@ -87,7 +87,8 @@ def test_search_prunes_writes_report_and_best_yaml_trains(tmp_path, monkeypatch,
     assert "| 1 | PRUNED |" in table and "Pruning: 5 of 6 validation steps trained" in table
     for plot in ("history", "intermediate", "importance"):
         assert (study_dir / f"{plot}.png").stat().st_size > 1000
-    assert list((study_dir / "tensorboard").glob("events.out.tfevents.*"))
+    tune.run(tune.parse_args(tune_args(tmp_path, trials=3) + ["--report-only"]))
+    assert len(list((study_dir / "tensorboard").glob("events.out.tfevents.*"))) == 1
 
     best = study_dir / "best.yaml"
     assert "OptunaPruning" not in best.read_text()

@@ -106,6 +106,8 @@ def write_plots(study: optuna.Study, out_dir: Path) -> list[Path]:
     if len(done) >= 2 and varied:
         plots["importance"] = vis.plot_param_importances
     written = []
+    for old in (out_dir / "tensorboard").glob("events.out.tfevents.*"):
+        old.unlink()  # an earlier report's figures (every worker writes one at its end)
     with SummaryWriter(str(out_dir / "tensorboard")) as writer:
         for name, plot in plots.items():
             with warnings.catch_warnings():
