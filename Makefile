@@ -9,7 +9,7 @@ TORCH_INDEX_ARG := $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX),)
 CONFIG ?= configs/sine_lstm.yaml
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-slow lint format train tensorboard bench bench-quick clean
+.PHONY: help install test test-slow test-slurm lint format train tensorboard bench bench-quick clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -26,7 +26,10 @@ test: ## run the fast test suite (no network, tiny fixtures)
 	$(PY) -m pytest -q
 
 test-slow: ## run the slow tests that need the full data (data/imdb)
-	$(PY) -m pytest -q -m slow
+	$(PY) -m pytest -q -m "slow and not slurm"
+
+test-slurm: ## start a one-node SLURM cluster, sbatch DDP + preemption (apt-get install slurm-wlm munge)
+	$(PY) -m pytest -q -m slurm tests/test_slurm.py
 
 lint: ## ruff lint + format check
 	$(PY) -m ruff check src tests bench

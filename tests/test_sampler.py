@@ -152,3 +152,31 @@ def test_lightning_sets_epoch_on_own_sampler():
     assert dl.batch_sampler.epoch == 4
     assert [b.tolist() for b in dl] != first
     assert all(isinstance(b, torch.Tensor) for b in dl)
+
+
+@pytest.mark.parametrize(("n", "drop_last"), [(1000, False), (1000, True), (70, False)])
+def test_uneven_deal_gives_each_batch_once(n, drop_last):
+    lengths = lognormal_lengths(n)
+    single = list(BucketBatchSampler(lengths, 32, shuffle=False, drop_last=drop_last))
+    shards = [
+        BucketBatchSampler(lengths, 32, False, drop_last, num_replicas=3, rank=r, even=False)
+        for r in range(3)
+    ]
+    dealt = [list(s) for s in shards]
+    assert [len(d) for d in dealt] == [len(s) for s in shards]
+    assert sorted(b for d in dealt for b in d) == sorted(single)  # the same batches, once each
+    assert max(map(len, dealt)) - min(map(len, dealt)) <= 1
+
+
+def test_uneven_deal_with_fewer_batches_than_ranks_gives_each_rank_one():
+    lengths = lognormal_lengths(40)
+    shards = [
+        list(BucketBatchSampler(lengths, 32, False, num_replicas=3, rank=r, even=False))
+        for r in range(3)
+    ]
+    assert [len(s) for s in shards] == [1, 1, 1]
+    assert sorted(i for s in shards for i in s[0]) == list(range(40))
+    for (batch,) in shards:
+        assert list(lengths[batch]) == sorted(lengths[batch], reverse=True)
+    with pytest.raises(ValueError, match="2 examples cannot give each of 3 ranks a batch"):
+        list(BucketBatchSampler(lengths[:2], 32, False, num_replicas=3, rank=0, even=False))

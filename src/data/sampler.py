@@ -25,7 +25,11 @@ class BucketBatchSampler(BatchSampler):
     Distributed: the batches of an epoch are dealt round-robin to ``num_replicas`` ranks, so the
     shards are disjoint and every rank yields ``len(self)`` batches. With ``drop_last=False`` the
     list is padded by repeating batches from its start (as ``DistributedSampler`` repeats
-    samples); with ``drop_last=True`` the short last batch and the remainder are dropped.
+    samples); with ``drop_last=True`` the short last batch and the remainder are dropped. With
+    ``even=False`` nothing is repeated or dropped: the ranks get the batches a single process
+    would see, each exactly once, and may get one batch more than another (evaluation). With
+    fewer batches than ranks, the examples are cut into one batch per rank instead, since a
+    rank without a batch would leave the others waiting in the metric sync.
     If Lightning injects a ``DistributedSampler`` as ``sampler`` (``use_distributed_sampler=True``
     under DDP), that sampler already holds this rank's shard of the examples: the batches are
     then made from it and ``num_replicas``/``rank`` are ignored.
@@ -46,6 +50,9 @@ class BucketBatchSampler(BatchSampler):
         rank: this rank; default ``torch.distributed``'s rank, else 0.
         sampler: optional source of the example order (e.g. Lightning's ``DistributedSampler``);
             default a seeded permutation (``shuffle``) or ``0..n-1``.
+        even: distributed, give every rank the same number of batches (training, where the
+            ranks step together); ``False`` deals each batch once (validation and test metrics
+            equal a single process's).
     """
 
     def __init__(
@@ -59,6 +66,7 @@ class BucketBatchSampler(BatchSampler):
         num_replicas: int | None = None,
         rank: int | None = None,
         sampler: Sampler[int] | None = None,
+        even: bool = True,
     ) -> None:
         self.lengths = np.asarray(lengths, dtype=np.int64)
         if sampler is None:
@@ -76,7 +84,7 @@ class BucketBatchSampler(BatchSampler):
         if not 0 <= rank < num_replicas:
             raise ValueError(f"rank {rank} is out of range for num_replicas={num_replicas}")
         self.shuffle, self.bucket_size, self.seed = shuffle, bucket_size, seed
-        self.num_replicas, self.rank = num_replicas, rank
+        self.num_replicas, self.rank, self.even = num_replicas, rank, even
         self._epoch = 0
 
     @property
@@ -105,9 +113,23 @@ class BucketBatchSampler(BatchSampler):
             batches = [batches[i] for i in perm]
         return batches
 
+    def _one_per_rank(self, batches: list[np.ndarray]) -> list[np.ndarray]:
+        order = np.concatenate(batches)
+        if len(order) < self.num_replicas:
+            raise ValueError(
+                f"{len(order)} examples cannot give each of {self.num_replicas} ranks a batch; "
+                "use fewer devices or more data"
+            )
+        parts = np.array_split(order, self.num_replicas)
+        return [p[np.argsort(-self.lengths[p], kind="stable")] for p in parts]
+
     def __iter__(self) -> Iterator[list[int]]:
         batches = self._all_batches()
-        if self.num_replicas > 1:
+        if self.num_replicas > 1 and not self.even:
+            if 0 < len(batches) < self.num_replicas:
+                batches = self._one_per_rank(batches)
+            batches = batches[self.rank :: self.num_replicas]
+        elif self.num_replicas > 1:
             total = len(self) * self.num_replicas
             if total > len(batches):  # pad by repeating batches from the start, cyclically
                 batches = [batches[i % len(batches)] for i in range(total)]
@@ -120,6 +142,10 @@ class BucketBatchSampler(BatchSampler):
         full = n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
         if self.num_replicas == 1:
             return full
+        if not self.even:
+            if 0 < full < self.num_replicas:
+                return 1  # see _one_per_rank
+            return len(range(self.rank, full, self.num_replicas))
         if self.drop_last:
             return full // self.num_replicas
         return math.ceil(full / self.num_replicas)

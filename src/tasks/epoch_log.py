@@ -93,11 +93,17 @@ def log_train_step(module: LightningModule, values: dict[str, Tensor], prog_bar:
 
 def log_loss(module: LightningModule, stage: str, loss: Tensor, batch_size: int) -> None:
     """``{stage}/loss``: training through :func:`log_train_step`; evaluation every step, which
-    Lightning averages over the epoch (weighted by ``batch_size``, synced across ranks)."""
+    Lightning averages over the epoch (weighted by ``batch_size``, synced across ranks).
+
+    The evaluation sum is kept in float64, which holds sums of float32 losses times batch sizes
+    exactly (unless they span some 29 binary orders of magnitude): the epoch mean then does not
+    depend on how the batches were split across ranks.
+    """
     if stage == "train":
         log_train_step(module, {"train/loss": loss}, prog_bar=True)
     else:
-        module.log(f"{stage}/loss", loss, prog_bar=True, batch_size=batch_size, sync_dist=True)
+        value = loss.detach().double()
+        module.log(f"{stage}/loss", value, prog_bar=True, batch_size=batch_size, sync_dist=True)
 
 
 def running_state(module: LightningModule) -> dict:

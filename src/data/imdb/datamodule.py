@@ -38,8 +38,10 @@ class IMDBDataModule(LightningDataModule):
     refused (:mod:`src.data.vocab_check`).
 
     Distributed: the bucketed loaders shard whole batches across ranks themselves
-    (``num_replicas``/``rank`` from the trainer, equal batch counts, epoch from Lightning's
-    ``set_epoch``), so the DDP trainer preset should set ``use_distributed_sampler: false``. If
+    (``num_replicas``/``rank`` from the trainer, epoch from Lightning's ``set_epoch``): training
+    batches in equal numbers per rank, validation and test batches each dealt once (a rank may
+    hold one more), so DDP metrics equal a single process's. The DDP trainer preset should
+    therefore set ``use_distributed_sampler: false``. If
     it is left ``true``, Lightning injects a ``DistributedSampler`` into the batch sampler,
     which then buckets that rank's shard of examples instead: also disjoint and equal in size.
 
@@ -206,8 +208,14 @@ class IMDBDataModule(LightningDataModule):
             "persistent_workers": self.num_workers > 0,
         }
         if bucket:
+            # evaluation deals every batch exactly once: DDP metrics equal one process's
             sampler = BucketBatchSampler(
-                ds.lengths, batch_size, shuffle, seed=self.seed, **self._world()
+                ds.lengths,
+                batch_size,
+                shuffle,
+                seed=self.seed,
+                even=split == "train",
+                **self._world(),
             )
             loader = ResumableDataLoader if shuffle else DataLoader  # training: resumable mid-epoch
             return loader(ds, batch_sampler=sampler, **common)

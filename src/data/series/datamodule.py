@@ -7,11 +7,13 @@ from typing import Literal
 import lightning as L
 import numpy as np
 import torch
+import torch.distributed as dist
 from torch import Tensor
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, DistributedSampler
 
 from src.data.errors import DataError
 from src.data.resumable import ResumableDataLoader
+from src.data.sampler import BucketBatchSampler
 from src.data.series import source as gen
 from src.data.series.windows import StreamDataset, WindowDataset
 
@@ -33,6 +35,11 @@ class TimeSeriesDataModule(L.LightningDataModule):
     series is too short; absent without a season). No window crosses a segment boundary, and the
     per-channel scaler is fitted on the train segment only. With ``stateful`` the train loader
     yields :class:`~src.data.series.windows.StreamDataset` chunks instead (truncated BPTT).
+
+    Distributed (``use_distributed_sampler: false``, as in the DDP preset): the training windows
+    are split across ranks by a ``DistributedSampler`` seeded with ``seed``, and validation and
+    test batches are dealt whole, each once, so DDP metrics equal a single process's. Stateful
+    streams are not split: every rank trains on all of them.
 
     Args:
         series: which series; ``"csv"`` reads ``csv_path``, the others are synthetic
@@ -234,16 +241,32 @@ class TimeSeriesDataModule(L.LightningDataModule):
                     self.data, first, end, self.batch_size, self.chunk_len, *args[1:]
                 )
 
+    def _world(self) -> dict[str, int]:
+        """World size and rank: the trainer's, else ``torch.distributed``'s, else 1 and 0."""
+        if self.trainer is not None:
+            return {"num_replicas": self.trainer.world_size, "rank": self.trainer.global_rank}
+        if dist.is_available() and dist.is_initialized():
+            return {"num_replicas": dist.get_world_size(), "rank": dist.get_rank()}
+        return {"num_replicas": 1, "rank": 0}
+
     def _loader(self, stage: str, shuffle: bool = False) -> DataLoader:
         self.setup()
+        ds, world = self.datasets[stage], self._world()
         loader = ResumableDataLoader if stage == "train" else DataLoader  # resumable mid-epoch
-        return loader(
-            self.datasets[stage],
-            batch_size=self.batch_size,
-            shuffle=shuffle,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-        )
+        common = {"num_workers": self.num_workers, "persistent_workers": self.num_workers > 0}
+        if world["num_replicas"] == 1 or isinstance(ds, StreamDataset):
+            return loader(ds, batch_size=self.batch_size, shuffle=shuffle, **common)
+        # Distributed (the DDP preset leaves sharding to the datamodule): training shuffles
+        # one permutation per epoch (seeded by ``seed``, the same on every rank) and splits it;
+        # evaluation deals the single process's batches, each exactly once, so DDP metrics equal
+        # a single process's.
+        if shuffle:
+            sampler = DistributedSampler(ds, shuffle=True, seed=self.seed, **world)
+            return loader(ds, batch_size=self.batch_size, sampler=sampler, **common)
+        batches = BucketBatchSampler(
+            np.ones(len(ds)), self.batch_size, shuffle=False, even=False, **world
+        )  # windows are of one length: the batches keep the time order
+        return DataLoader(ds, batch_sampler=batches, **common)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=not self.stateful)  # streams stay in order
