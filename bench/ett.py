@@ -1,0 +1,146 @@
+"""ETT long-horizon runs: fit a config on one (dataset, horizon, seed), test its best checkpoint,
+write ``bench/results/ett/<config>-<dataset>-<horizon>-s<seed>.json``; ``--table`` prints the
+markdown results table from every JSON there.
+
+python -m bench.ett --config configs/ett_segrnn.yaml --dataset ETTh1 --horizon 96 --seed 1
+python -m bench.ett --table
+
+Configs without parameters (the naive baselines) are only tested. The config's top-level
+``checkpoint`` (monitor, mode) and ``early_stopping`` (patience) keys select the best epoch.
+"""
+
+import argparse
+import json
+import platform
+import tempfile
+import time
+from collections import defaultdict
+from datetime import date
+from pathlib import Path
+
+import torch
+import yaml
+from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
+
+from src.cli import main as cli_main
+
+RESULTS = Path(__file__).parent / "results" / "ett"
+POINTS = [(d, h) for d in ("ETTh1", "ETTh2") for h in (96, 192, 336, 720)]
+
+
+class EpochLine(Callback):
+    """Prints one line per validation: epoch, seconds since the fit began, val MSE and MAE."""
+
+    def on_fit_start(self, trainer, pl_module) -> None:
+        self.start = time.perf_counter()
+
+    def on_validation_epoch_end(self, trainer, pl_module) -> None:
+        if not trainer.sanity_checking:
+            m = trainer.callback_metrics
+            print(
+                f"  epoch {trainer.current_epoch} {time.perf_counter() - self.start:.0f} s "
+                f"val mse {float(m['val/mse']):.4f} mae {float(m['val/mae']):.4f}",
+                flush=True,
+            )
+
+
+def run(config: Path, dataset: str, horizon: int, seed: int, extra: list[str]) -> dict:
+    cfg = yaml.safe_load(config.read_text())
+    checkpoint = cfg.pop("checkpoint", {"monitor": "val/mse", "mode": "min"})
+    patience = cfg.pop("early_stopping", {}).get("patience")
+    name = f"{config.stem}-{dataset}-{horizon}-s{seed}"
+    root = Path("lightning_logs") / config.stem / name
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as tmp:
+        yaml.safe_dump(cfg, tmp)
+    args = ["--config", tmp.name, "--seed_everything", str(seed)]
+    args += ["--data.init_args.dataset", dataset, "--data.init_args.output_len", str(horizon)]
+    args += ["--trainer.default_root_dir", str(root), "--trainer.enable_progress_bar", "false"]
+    cli = cli_main(args + extra, run=False)
+    trainer, model = cli.trainer, cli.model
+    params = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    start, epochs, best_val = time.perf_counter(), 0, None
+    ckpt_path = None
+    if params:
+        best = ModelCheckpoint(dirpath=root / "checkpoints", save_top_k=1, **checkpoint)
+        trainer.callbacks += [best, EpochLine()]
+        if patience:
+            trainer.callbacks.append(EarlyStopping(patience=patience, **checkpoint))
+        trainer.fit(model, datamodule=cli.datamodule)
+        epochs, ckpt_path = trainer.current_epoch, best.best_model_path
+        best_val = float(best.best_model_score)
+    fit_s = time.perf_counter() - start
+    test = trainer.test(model, datamodule=cli.datamodule, ckpt_path=ckpt_path)[0]
+    result = {
+        "config": config.stem,
+        "dataset": dataset,
+        "horizon": horizon,
+        "seed": seed,
+        "extra": extra,
+        "params": params,
+        "epochs": epochs,
+        "best_val": best_val,
+        "fit_s": round(fit_s, 1),
+        "test_windows": len(cli.datamodule.datasets["test"]),
+        "test": test,
+        "date": date.today().isoformat(),
+        "machine": f"{platform.machine()} {torch.get_num_threads()} threads, torch "
+        + torch.__version__,
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    suffix = "-" + "-".join(a.split(".")[-1] for a in extra[::2]) if extra else ""
+    (RESULTS / f"{name}{suffix}.json").write_text(json.dumps(result, indent=1))
+    return result
+
+
+def table() -> str:
+    """Markdown: one row per (config, dataset, horizon); MSE / MAE of the lowest seed, the spread
+    (min-max MSE) over seeds, parameters and mean fit time."""
+    rows = defaultdict(list)
+    for path in sorted(RESULTS.glob("*.json")):
+        r = json.loads(path.read_text())
+        rows[(r["config"] + "".join(r["extra"][1::2]), r["dataset"], r["horizon"])].append(r)
+    lines = ["| config | data | H | seed | MSE | MAE | MSE over seeds | params | fit s |"]
+    lines.append("|---|---|---|---|---|---|---|---|---|")
+    for (config, dataset, horizon), runs in sorted(rows.items()):
+        runs.sort(key=lambda r: r["seed"])
+        first, mses = runs[0], [r["test"]["test/mse"] for r in runs]
+        spread = f"{min(mses):.3f}-{max(mses):.3f} (n={len(mses)})" if len(runs) > 1 else ""
+        fit = sum(r["fit_s"] for r in runs) / len(runs)
+        lines.append(
+            f"| {config} | {dataset} | {horizon} | {first['seed']} | "
+            f"{first['test']['test/mse']:.3f} | {first['test']['test/mae']:.3f} | {spread} | "
+            f"{first['params']:,} | {fit:.0f} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    cli = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    cli.add_argument("--config", type=Path)
+    cli.add_argument("--dataset", choices=("ETTh1", "ETTh2"), action="append")
+    cli.add_argument("--horizon", type=int, action="append")
+    cli.add_argument("--seed", type=int, default=1)
+    cli.add_argument("--table", action="store_true", help="print the table of every result")
+    args, extra = cli.parse_known_args()
+    if args.table:
+        print(table())
+        return
+    if args.config is None:
+        cli.error("--config is required unless --table")
+    for dataset, horizon in POINTS:
+        if (args.dataset is None or dataset in args.dataset) and (
+            args.horizon is None or horizon in args.horizon
+        ):
+            result = run(args.config, dataset, horizon, args.seed, extra)
+            test = result["test"]
+            print(
+                f"{result['config']} {dataset} {horizon} s{args.seed}: mse {test['test/mse']:.4f}"
+                f" mae {test['test/mae']:.4f} ({result['epochs']} epochs, {result['fit_s']} s)",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()
