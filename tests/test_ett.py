@@ -264,3 +264,19 @@ def test_forecast_plot_draws_the_interval():
     figure = callback.figure(x, y, torch.randn(2, 6, 3, 3).sort(-1).values, [0, 34])
     assert len(figure.axes) == 4
     assert all(len(ax.collections) == 1 for ax in figure.axes)  # the shaded band
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm", "rnn"])
+def test_segrnn_parallel_decoding_equals_the_recurrent_module(cell):
+    torch.manual_seed(0)
+    net = SegRNN(input_size=3, output_len=10, output_size=3, seg_len=4, hidden_size=8, cell=cell)
+    segments = torch.randn(2 * 3, 4, 8)
+    _, state = net.encoder(segments)
+    queries = net._queries(3).unsqueeze(0).expand(2, -1, -1, -1).reshape(-1, 1, 8)  # (N*C*M, 1, d)
+
+    def repeat(s):  # every window's state once per horizon segment (M = 3)
+        return s.unsqueeze(2).expand(-1, -1, 3, -1).reshape(1, 2 * 3 * 3, 8)
+
+    hx = tuple(map(repeat, state)) if cell == "lstm" else repeat(state)
+    out, _ = net.encoder.rnn(queries, hx)  # (N*C*M, 1, d)
+    torch.testing.assert_close(net.decode(state, 3), out.view(2, 3, 3, 8))

@@ -44,7 +44,7 @@ class LinearForecaster(nn.Module):
             raise ValueError(f"kernel_size must be odd and >= 1, got {kernel_size}")
         self.input_len, self.output_len, self.kernel_size = input_len, output_len, kernel_size
         self.num_quantiles = num_quantiles
-        self.norm = RevIN(input_size, instance_norm)
+        self.revin = RevIN(input_size, instance_norm)
         self.seasonal = nn.Linear(input_len, output_len * num_quantiles)
         self.trend = nn.Linear(input_len, output_len * num_quantiles)
 
@@ -60,7 +60,7 @@ class LinearForecaster(nn.Module):
         n, length, c = x.shape
         if length != self.input_len:
             raise ValueError(f"expected a lookback of input_len={self.input_len}, got {length}")
-        seasonal, trend = self.decompose(self.norm.normalize(x).transpose(1, 2))
+        seasonal, trend = self.decompose(self.revin.normalize(x).transpose(1, 2))
         y = self.seasonal(seasonal) + self.trend(trend)  # (N, C, H * Q)
         y = y.view(n, c, self.output_len, self.num_quantiles).permute(0, 2, 1, 3)  # (N, H, C, Q)
-        return self.norm.denormalize(y if self.num_quantiles > 1 else y.squeeze(-1))
+        return self.revin.denormalize(y if self.num_quantiles > 1 else y.squeeze(-1))

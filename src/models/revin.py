@@ -55,6 +55,18 @@ class RevIN(nn.Module):
         x = (x - self._center) / self._scale
         return x * self.weight + self.bias if self.affine else x
 
+    def normalize_target(self, y: Tensor) -> Tensor:
+        """Targets ``(N, H, T)`` in input units -> the units of the last :meth:`normalize`
+        (e.g. a teacher-forcing target), ``T <= C``."""
+        if self.mode == "none":
+            return y
+        t = y.size(2)
+        y = y - self._center[..., :t]
+        if self.mode == "last":
+            return y
+        y = y / self._scale[..., :t]
+        return y * self.weight[:t] + self.bias[:t] if self.affine else y
+
     def denormalize(self, y: Tensor) -> Tensor:
         """Forecast ``(N, H, T)`` or quantiles ``(N, H, T, Q)`` in normalised units -> input
         units, ``T <= C`` (the first ``T`` channels' statistics)."""

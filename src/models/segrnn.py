@@ -5,6 +5,7 @@ the final state with a position (and channel) query."""
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from src.models.recurrent.encoder import Cell, RecurrentEncoder
@@ -62,7 +63,7 @@ class SegRNN(nn.Module):
             raise ValueError(f"seg_len and num_quantiles must be >= 1: {seg_len}, {num_quantiles}")
         self.output_len, self.seg_len, self.num_quantiles = output_len, seg_len, num_quantiles
         self.n_out_segments = math.ceil(output_len / seg_len)  # M
-        self.norm = RevIN(input_size, instance_norm)
+        self.revin = RevIN(input_size, instance_norm)
         self.embed = nn.Sequential(nn.Linear(seg_len, hidden_size), nn.ReLU())
         self.encoder = RecurrentEncoder(hidden_size, hidden_size, cell)
         width = hidden_size // 2 if channel_embedding else hidden_size
@@ -72,14 +73,38 @@ class SegRNN(nn.Module):
             nn.Dropout(dropout), nn.Linear(hidden_size, seg_len * num_quantiles)
         )
 
-    def _queries(self, n: int, c: int) -> Tensor:
-        """Decoder inputs ``(n * c * M, 1, d)``, rows ordered (window, channel, segment)."""
-        m = self.n_out_segments
+    def _queries(self, c: int) -> Tensor:
+        """Decoder inputs ``(C, M, d)``: position embedding [+ channel embedding]."""
         query = self.position.unsqueeze(0).expand(c, -1, -1)  # (C, M, d or d/2)
-        if self.channel is not None:
-            channel = self.channel.unsqueeze(1).expand(-1, m, -1)  # (C, M, d/2)
-            query = torch.cat([query, channel], -1)  # (C, M, d)
-        return query.unsqueeze(0).expand(n, -1, -1, -1).reshape(n * c * m, 1, -1)
+        if self.channel is None:
+            return query
+        channel = self.channel.unsqueeze(1).expand(-1, self.n_out_segments, -1)  # (C, M, d/2)
+        return torch.cat([query, channel], -1)
+
+    def decode(self, state: Tensor | tuple[Tensor, Tensor], c: int) -> Tensor:
+        """One step of the recurrent cell from the encoder's final ``state`` (``(1, N*C, d)``;
+        LSTM: ``(h, c)``) for every horizon segment's query: outputs ``(N, C, M, d)``.
+
+        The same as running ``self.encoder.rnn`` for one step on ``N * C * M`` rows (each
+        window's state repeated per segment), but the input projection is computed once per
+        (channel, segment) and the recurrent projection once per window, then broadcast.
+        """
+        rnn, cell = self.encoder.rnn, self.encoder.cell
+        h, cell_state = state if isinstance(state, tuple) else (state, None)
+        h = h[0].view(-1, c, 1, h.size(-1))  # (N, C, 1, d)
+        xw = F.linear(self._queries(c), rnn.weight_ih_l0, rnn.bias_ih_l0)  # (C, M, G * d)
+        hw = F.linear(h, rnn.weight_hh_l0, rnn.bias_hh_l0)  # (N, C, 1, G * d)
+        if cell == "gru":  # PyTorch's GRU: the reset gate scales W_hn h + b_hn
+            xr, xz, xn = xw.chunk(3, -1)
+            hr, hz, hn = hw.chunk(3, -1)
+            r, z = (xr + hr).sigmoid(), (xz + hz).sigmoid()
+            return (1 - z) * (xn + r * hn).tanh() + z * h
+        if cell == "lstm":
+            i, f, g, o = (xw + hw).chunk(4, -1)
+            cell_state = cell_state[0].view(h.shape)  # (N, C, 1, d)
+            cell_state = f.sigmoid() * cell_state + i.sigmoid() * g.tanh()
+            return o.sigmoid() * cell_state.tanh()
+        return (xw + hw).tanh()
 
     def forward(self, x: Tensor) -> Tensor:
         """Forecast from ``x`` ``(N, L, C)``.
@@ -93,15 +118,10 @@ class SegRNN(nn.Module):
                 f"the lookback {length} is not a multiple of seg_len={self.seg_len}; change one"
             )
         m, w, q = self.n_out_segments, self.seg_len, self.num_quantiles
-        x = self.norm.normalize(x).transpose(1, 2)  # (N, C, L)
+        x = self.revin.normalize(x).transpose(1, 2)  # (N, C, L)
         segments = self.embed(x.reshape(n * c, length // w, w))  # (N*C, S, d)
         _, state = self.encoder(segments)  # h_n (1, N*C, d) [, c_n]
-
-        def repeat(s: Tensor) -> Tensor:  # (1, N*C, d) -> (1, N*C*M, d), one per segment
-            return s.unsqueeze(2).expand(-1, -1, m, -1).reshape(1, n * c * m, -1)
-
-        state = tuple(map(repeat, state)) if isinstance(state, tuple) else repeat(state)
-        out, _ = self.encoder.rnn(self._queries(n, c), state)  # (N*C*M, 1, d)
+        out = self.decode(state, c)  # (N, C, M, d)
         y = self.head(out).view(n, c, m * w, q)[:, :, : self.output_len]  # (N, C, H, Q)
         y = y.permute(0, 2, 1, 3)  # (N, H, C, Q)
-        return self.norm.denormalize(y if q > 1 else y.squeeze(-1))
+        return self.revin.denormalize(y if q > 1 else y.squeeze(-1))
