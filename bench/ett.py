@@ -34,17 +34,16 @@ class EpochLine(Callback):
     def on_fit_start(self, trainer, pl_module) -> None:
         self.start = time.perf_counter()
 
-    def on_validation_epoch_end(self, trainer, pl_module) -> None:
-        if not trainer.sanity_checking:
-            m = trainer.callback_metrics
-            print(
-                f"  epoch {trainer.current_epoch} {time.perf_counter() - self.start:.0f} s "
-                f"val mse {float(m['val/mse']):.4f} mae {float(m['val/mae']):.4f}",
-                flush=True,
-            )
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        m = {k: float(v) for k, v in trainer.callback_metrics.items()}
+        mse, mae = m.get("val/mse", float("nan")), m.get("val/mae", float("nan"))
+        seconds = time.perf_counter() - self.start
+        print(f"  epoch {trainer.current_epoch} {seconds:.0f} s val mse {mse:.4f} mae {mae:.4f}")
 
 
-def run(config: Path, dataset: str, horizon: int, seed: int, extra: list[str]) -> dict:
+def run(
+    config: Path, dataset: str, horizon: int, seed: int, extra: list[str], out: Path = RESULTS
+) -> dict:
     cfg = yaml.safe_load(config.read_text())
     checkpoint = cfg.pop("checkpoint", {"monitor": "val/mse", "mode": "min"})
     patience = cfg.pop("early_stopping", {}).get("patience")
@@ -86,9 +85,9 @@ def run(config: Path, dataset: str, horizon: int, seed: int, extra: list[str]) -
         "machine": f"{platform.machine()} {torch.get_num_threads()} threads, torch "
         + torch.__version__,
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
     suffix = "-" + "-".join(a.split(".")[-1] for a in extra[::2]) if extra else ""
-    (RESULTS / f"{name}{suffix}.json").write_text(json.dumps(result, indent=1))
+    (out / f"{name}{suffix}.json").write_text(json.dumps(result, indent=1))
     return result
 
 

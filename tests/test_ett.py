@@ -280,3 +280,33 @@ def test_segrnn_parallel_decoding_equals_the_recurrent_module(cell):
     hx = tuple(map(repeat, state)) if cell == "lstm" else repeat(state)
     out, _ = net.encoder.rnn(queries, hx)  # (N*C*M, 1, d)
     torch.testing.assert_close(net.decode(state, 3), out.view(2, 3, 3, 8))
+
+
+def test_bench_fits_tests_and_tabulates(tmp_path, monkeypatch):
+    from bench import ett
+
+    monkeypatch.chdir(tmp_path)
+    config = _config(tmp_path, "ett_segrnn.yaml")
+    cfg = yaml.safe_load(config.read_text())
+    cfg["trainer"]["callbacks"] = cfg["trainer"]["callbacks"][:1]  # the bench adds its own
+    cfg.update(checkpoint={"monitor": "val/mse", "mode": "min"}, early_stopping={"patience": 1})
+    config.write_text(yaml.safe_dump(cfg))
+    result = ett.run(config, "ETTh1", 6, 2, [], out=tmp_path / "results")
+    assert result["test_windows"] == 35 and result["params"] > 0 and result["epochs"] >= 1
+    assert (tmp_path / "results" / "ett_segrnn-ETTh1-6-s2.json").exists()
+    naive = ett.run(
+        ROOT / "configs" / "ett_naive.yaml",
+        "ETTh1",
+        6,
+        1,
+        _small_args(tmp_path),
+        out=tmp_path / "results",
+    )
+    assert naive["params"] == 0 and naive["epochs"] == 0
+    monkeypatch.setattr(ett, "RESULTS", tmp_path / "results")
+    assert "| ett_segrnn | ETTh1 | 6 | 2 |" in ett.table()
+
+
+def _small_args(tmp_path: Path) -> list[str]:
+    args = ["--data.init_args.data_dir", str(tmp_path), "--data.init_args.input_len", "12"]
+    return args + ["--data.init_args.borders", "[100, 140, 180]"]
