@@ -221,22 +221,13 @@ def test_quantile_task_checks_the_net():
 
 
 # ---- CLI and plots -----------------------------------------------------------------------------
-def _config(tmp_path: Path, name: str, quantiles: bool = False) -> Path:
-    """The shipped YAML on the small synthetic CSV, its checkpoint keys turned into callbacks."""
+def _config(tmp_path: Path, name: str) -> Path:
+    """The shipped YAML on the small synthetic CSV, with a tiny network."""
     cfg = yaml.safe_load((ROOT / "configs" / name).read_text())
-    monitor = cfg.pop("checkpoint")
-    patience = cfg.pop("early_stopping")["patience"]
-    cfg["trainer"].update(max_epochs=2, default_root_dir=str(tmp_path), enable_progress_bar=False)
-    cfg["trainer"]["callbacks"] += [
-        {"class_path": "lightning.pytorch.callbacks.ModelCheckpoint", "init_args": monitor},
-        {
-            "class_path": "lightning.pytorch.callbacks.EarlyStopping",
-            "init_args": {**monitor, "patience": patience},
-        },
-    ]
+    logs = str(tmp_path / "logs")
+    cfg["trainer"].update(max_epochs=2, default_root_dir=logs, enable_progress_bar=False)
     cfg["data"]["init_args"].update(SMALL, data_dir=str(write_csv(tmp_path, 200)), batch_size=32)
-    net = cfg["model"]["init_args"]["net"]["init_args"]
-    net.update(hidden_size=8, seg_len=4)
+    cfg["model"]["init_args"]["net"]["init_args"].update(hidden_size=8, seg_len=4)
     path = tmp_path / name
     path.write_text(yaml.safe_dump(cfg))
     return path
@@ -247,8 +238,10 @@ def test_fit_and_test_through_the_cli(tmp_path, monkeypatch, name):
     monkeypatch.chdir(tmp_path)
     config = _config(tmp_path, name)
     fit = main(["fit", "--config", str(config)])
+    assert Path(fit.trainer.log_dir) == tmp_path / "logs" / Path(name).stem / "version_0"
     assert fit.trainer.current_epoch == 2 and np.isfinite(fit.trainer.callback_metrics["val/mse"])
-    tested = main(["test", "--config", str(config)])
+    best = fit.trainer.checkpoint_callback.best_model_path
+    tested = main(["test", "--config", str(config), "--ckpt_path", best])
     metrics = tested.trainer.callback_metrics
     assert "test/mse" in metrics and ("test/coverage" in metrics) == ("quantile" in name)
     events = list(Path(fit.trainer.log_dir).glob("events.out.tfevents.*"))
@@ -287,10 +280,6 @@ def test_bench_fits_tests_and_tabulates(tmp_path, monkeypatch):
 
     monkeypatch.chdir(tmp_path)
     config = _config(tmp_path, "ett_segrnn.yaml")
-    cfg = yaml.safe_load(config.read_text())
-    cfg["trainer"]["callbacks"] = cfg["trainer"]["callbacks"][:1]  # the bench adds its own
-    cfg.update(checkpoint={"monitor": "val/mse", "mode": "min"}, early_stopping={"patience": 1})
-    config.write_text(yaml.safe_dump(cfg))
     result = ett.run(config, "ETTh1", 6, 2, [], out=tmp_path / "results")
     assert result["test_windows"] == 35 and result["params"] > 0 and result["epochs"] >= 1
     assert (tmp_path / "results" / "ett_segrnn-ETTh1-6-s2.json").exists()

@@ -65,7 +65,7 @@ class SegRNN(nn.Module):
         self.n_out_segments = math.ceil(output_len / seg_len)  # M
         self.revin = RevIN(input_size, instance_norm)
         self.embed = nn.Sequential(nn.Linear(seg_len, hidden_size), nn.ReLU())
-        self.encoder = RecurrentEncoder(hidden_size, hidden_size, cell)
+        self.encoder = RecurrentEncoder(input_size=hidden_size, hidden_size=hidden_size, cell=cell)
         width = hidden_size // 2 if channel_embedding else hidden_size
         self.position = nn.Parameter(torch.randn(self.n_out_segments, width))
         self.channel = nn.Parameter(torch.randn(input_size, width)) if channel_embedding else None
