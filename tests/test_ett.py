@@ -294,6 +294,7 @@ def test_bench_fits_tests_and_tabulates(tmp_path, monkeypatch):
     assert naive["params"] == 0 and naive["epochs"] == 0
     monkeypatch.setattr(ett, "RESULTS", tmp_path / "results")
     assert "| ett_segrnn | ETTh1 | 6 | 2 |" in ett.table()
+    assert "| ETTh1 96 |  |  | " in ett.comparison()  # no run at the published sizes
 
 
 def _small_args(tmp_path: Path) -> list[str]:
