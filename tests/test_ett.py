@@ -257,6 +257,8 @@ def test_forecast_plot_draws_the_interval():
     figure = callback.figure(x, y, torch.randn(2, 6, 3, 3).sort(-1).values, [0, 34])
     assert len(figure.axes) == 4
     assert all(len(ax.collections) == 1 for ax in figure.axes)  # the shaded band
+    one = callback.figure(x[..., :1], y[..., :1], torch.randn(2, 6, 1), [0, 1])  # one channel
+    assert len(one.axes) == 2
 
 
 @pytest.mark.parametrize("cell", ["gru", "lstm", "rnn"])

@@ -21,7 +21,8 @@ class ForecastPlot(Callback):
 
     Args:
         num_windows: Windows per figure (rows).
-        channels: Target channels drawn (columns); indices into the last axis of ``y``.
+        channels: Target channels drawn (columns); indices into the last axis of ``y``, those
+            past its end left out.
         history: Input steps shown before the forecast; ``None`` shows them all.
     """
 
@@ -51,13 +52,14 @@ class ForecastPlot(Callback):
     def figure(self, x, y, pred, picks: list[int], median: int | None = None) -> plt.Figure:
         """Panels for inputs ``(n, L, C)``, truths ``(n, H, T)``, forecasts ``(n, H, T[, Q])``
         (``median``: the index of the quantile drawn as the line, by default the middle one)."""
-        rows, cols = len(picks), len(self.channels)
+        channels = [c for c in self.channels if c < y.size(-1)] or [0]  # per-channel samples: 1
+        rows, cols = len(picks), len(channels)
         fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 2.2 * rows), squeeze=False)
         length, horizon = x.size(1), y.size(1)
         shown = min(self.history or length, length)
         past, future = range(-shown + 1, 1), range(1, horizon + 1)
         for r, window in enumerate(picks):
-            for k, c in enumerate(self.channels):
+            for k, c in enumerate(channels):
                 ax = axes[r][k]
                 ax.plot(past, x[r, -shown:, c], color="0.5", lw=0.8, label="input")
                 ax.plot(future, y[r, :, c], color="k", lw=1.0, label="truth")
