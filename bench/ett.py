@@ -139,7 +139,9 @@ def _runs() -> dict[tuple[str, str, int], list[dict]]:
     rows = defaultdict(list)
     for path in sorted(RESULTS.glob("*.json")):
         r = json.loads(path.read_text())
-        rows[(r["config"] + "".join(r["extra"][1::2]), r["dataset"], r["horizon"])].append(r)
+        extra = zip(r["extra"][::2], r["extra"][1::2], strict=False)
+        label = " ".join([r["config"], *(f"{k.split('.')[-1]}={v}" for k, v in extra)])
+        rows[(label, r["dataset"], r["horizon"])].append(r)
     return {k: sorted(v, key=lambda r: r["seed"]) for k, v in sorted(rows.items())}
 
 
@@ -176,7 +178,8 @@ def comparison(model: str = "ett_segrnn", baselines: tuple[str, ...] = BASELINES
             cells.append(f"{test['test/mse']:.3f} / {test['test/mae']:.3f}" if test else "")
             if name == model:
                 mses = [r["test"]["test/mse"] for r in found or []]
-                cells.append(f"{min(mses):.3f}-{max(mses):.3f} ({len(mses)})" if mses else "")
+                many = len(mses) > 1
+                cells.append(f"{min(mses):.3f}-{max(mses):.3f} ({len(mses)})" if many else "")
         cells += [f"{mse:.3f} / {mae:.3f}" for mse, mae in PUBLISHED[(dataset, horizon)]]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
