@@ -6,6 +6,8 @@ import math
 from itertools import islice
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 import torch
 import yaml
@@ -18,6 +20,16 @@ from src.cli import main
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures"
 CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
+
+
+def _ett_csv(folder: Path) -> Path:
+    """An 800-row random walk with ETT's columns, as ``ETTh1.csv`` in ``folder``."""
+    values = np.random.default_rng(0).standard_normal((800, 7)).cumsum(0)
+    frame = pd.DataFrame(values, columns=["HUFL", "HULL", "MUFL", "MULL", "LUFL", "LULL", "OT"])
+    frame.insert(0, "date", pd.date_range("2016-07-01", periods=800, freq="h").astype(str))
+    frame.to_csv(folder / "ETTh1.csv", index=False)
+    return folder
+
 
 # Datamodule class name -> data arguments that make it tiny (``tmp`` is the test's folder).
 TINY_DATA = {
@@ -38,6 +50,9 @@ TINY_DATA = {
         "max_chars": None, "val_chars": 200, "test_chars": 200, "min_count": 1, "batch_size": 4,
         "bptt": 16,
     },
+    "ETTDataModule": lambda tmp: {
+        "data_dir": _ett_csv(tmp), "borders": [400, 600, 800], "batch_size": 64,
+    },
     "UDPOSDataModule": lambda tmp: {
         "data_dir": FIXTURES / "ud_ewt", "cache_dir": tmp / "cache", "min_freq": 1,
         "batch_size": 2,
@@ -46,6 +61,8 @@ TINY_DATA = {
 # Configs whose task has no predict stage, and why; predicting must then fail with Lightning's
 # message (when it stops failing, remove the entry).
 NO_PREDICT = {"charlm_imdb": "the language model samples text with src/generate.py instead"}
+# Configs whose network has no parameters (the naive forecasts): nothing to fit, only tested.
+NOTHING_TO_FIT = {"ett_naive", "ett_seasonal_naive"}
 # Network widths shrunk wherever the config sets them; the architecture stays as shipped.
 TINY_NET = {"hidden_size": 8, "embedding_dim": 8, "char_hidden_size": 4, "char_embedding_dim": 4}
 # Task arguments shrunk wherever the config sets them (each attention plot costs a second).
@@ -94,6 +111,9 @@ def test_config_fits_tests_and_predicts(config, tmp_path, monkeypatch):
     cwd.mkdir()
     monkeypatch.chdir(cwd)  # stays empty: every output follows trainer.default_root_dir
     args = _args(config, tmp_path)
+    if config.stem in NOTHING_TO_FIT:
+        assert "test/mse" in _finite(main(["test", *args]).trainer.callback_metrics)
+        return
 
     fit = main(["fit", *args])  # two training steps, then one validation
     assert fit.trainer.state.finished and fit.trainer.global_step == 2

@@ -7,6 +7,7 @@ from torch import Tensor, nn
 
 from src.models.pooling import Pooling, SequencePooling
 from src.models.recurrent.encoder import Cell, RecurrentEncoder
+from src.models.revin import InstanceNorm, RevIN
 
 
 class RNNForecaster(nn.Module):
@@ -31,6 +32,8 @@ class RNNForecaster(nn.Module):
         learn_initial_state: Learn the initial recurrent state.
         implementation: Recurrent kernels, ``"torch"`` or ``"handwritten"``, see
             :class:`RecurrentEncoder`.
+        instance_norm: ``"none"``, ``"revin"`` or ``"last"`` (see :class:`~src.models.revin.RevIN`);
+            the targets must be the first ``output_size`` input channels.
     """
 
     def __init__(
@@ -51,8 +54,10 @@ class RNNForecaster(nn.Module):
         forget_bias: float | None = None,
         learn_initial_state: bool = False,
         implementation: Literal["torch", "handwritten"] = "torch",
+        instance_norm: InstanceNorm = "none",
     ) -> None:
         super().__init__()
+        self.revin = RevIN(input_size, instance_norm)
         self.output_len, self.output_size = output_len, output_size
         self.encoder = RecurrentEncoder(
             input_size=input_size,
@@ -86,8 +91,9 @@ class RNNForecaster(nn.Module):
             ``(N, output_len, output_size)``; with ``return_attention`` also the attention
             pooling weights ``(N, L)`` (``None`` for other pooling).
         """
-        output, state = self.encoder(x)  # output: (N, L, D * H_out)
+        output, state = self.encoder(self.revin.normalize(x))  # output: (N, L, D * H_out)
         h_n = state[0] if isinstance(state, tuple) else state
         pooled, weights = self.pool(output, h_n, None)  # (N, D * H_out)
         out = self.head(self.norm(pooled)).view(-1, self.output_len, self.output_size)
+        out = self.revin.denormalize(out)
         return (out, weights) if return_attention else out

@@ -8,6 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from src.models.recurrent.encoder import Cell, RecurrentEncoder
+from src.models.revin import InstanceNorm, RevIN
 
 _DECODERS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
 
@@ -33,6 +34,8 @@ class Seq2SeqForecaster(nn.Module):
         teacher_forcing_ratio: Probability of feeding the truth instead of the prediction.
         init: Encoder weight initialisation, see :class:`RecurrentEncoder`.
         forget_bias: Encoder LSTM forget-gate bias at initialisation.
+        instance_norm: ``"none"``, ``"revin"`` or ``"last"`` (see :class:`~src.models.revin.RevIN`):
+            inputs and teacher-forcing targets normalised per window, forecasts restored.
     """
 
     def __init__(
@@ -47,6 +50,7 @@ class Seq2SeqForecaster(nn.Module):
         teacher_forcing_ratio: float = 0.0,
         init: Literal["default", "xavier_orthogonal"] = "default",
         forget_bias: float | None = None,
+        instance_norm: InstanceNorm = "none",
     ) -> None:
         super().__init__()
         if not 0.0 <= teacher_forcing_ratio <= 1.0:
@@ -77,6 +81,7 @@ class Seq2SeqForecaster(nn.Module):
             dropout=dropout if num_layers > 1 else 0.0,
         )
         self.head = nn.Linear(hidden_size, output_size)
+        self.revin = RevIN(input_size, instance_norm)
 
     def forward(self, x: Tensor, target: Tensor | None = None) -> Tensor:
         """Forecast from ``x`` ``(N, L, H_in)``.
@@ -89,6 +94,9 @@ class Seq2SeqForecaster(nn.Module):
         Returns:
             ``(N, output_len, output_size)``.
         """
+        x = self.revin.normalize(x)
+        if target is not None:
+            target = self.revin.normalize_target(target)
         _, state = self.encoder(x)  # h_n (num_layers, N, H) [, c_n]
         inp = x[:, -1:, : self.output_size]  # (N, 1, T): the last observation
         forcing = target is not None and self.training and self.teacher_forcing_ratio > 0
@@ -101,4 +109,4 @@ class Seq2SeqForecaster(nn.Module):
             if forcing:  # per row: feed the truth with probability teacher_forcing_ratio
                 draw = torch.rand(x.size(0), 1, 1, device=x.device)
                 inp = torch.where(draw < self.teacher_forcing_ratio, target[:, t : t + 1], step)
-        return torch.cat(steps, 1)
+        return self.revin.denormalize(torch.cat(steps, 1))

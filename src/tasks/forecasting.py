@@ -1,6 +1,6 @@
 """Time-series forecasting task (direct multi-step, recursive one-step, seq2seq with teacher
 forcing, stateful truncated BPTT): MSE loss, errors in the series' own units against the naive and
-seasonal-naive forecasts."""
+seasonal-naive forecasts; quantile forecasts with the pinball loss."""
 
 import inspect
 from typing import Literal
@@ -15,8 +15,13 @@ from src.models.recursive import recursive_error, recursive_forecast
 from src.tasks.epoch_log import flush_metrics, log_loss, update_metrics
 from src.tasks.forecast_metrics import ForecastMetrics
 from src.tasks.optim import configure
+from src.tasks.quantile import QuantileMetrics, check_quantiles, pinball_loss
 
 __all__ = ["ForecastMetrics", "ForecastingTask"]
+LOSSES = {"mse": F.mse_loss, "mae": F.l1_loss}
+
+
+STAGES = ("train", "val", "test")
 
 
 def _detach(state: Tensor | tuple[Tensor, ...]) -> Tensor | tuple[Tensor, ...]:
@@ -26,7 +31,7 @@ def _detach(state: Tensor | tuple[Tensor, ...]) -> Tensor | tuple[Tensor, ...]:
 class ForecastingTask(LightningModule):
     """Trains a forecaster on batches ``{x, y, last[, seasonal]}`` (scaled values).
 
-    The loss is the MSE on scaled targets; every reported error (``val/mse``, ``val/mae``,
+    The loss is the MSE (or MAE) on scaled targets; every reported error (``val/mse``, ``val/mae``,
     ``val/rmse``, ``val/smape``, ``val/rel_naive`` = MSE / naive MSE, and with a seasonal
     baseline ``val/seasonal_mse``, ``val/rel_seasonal``) is measured after inverse scaling, in the
     series' own units. Validation, test and predict always forecast the ``H`` steps after each
@@ -45,6 +50,11 @@ class ForecastingTask(LightningModule):
       zeros at every training epoch's start and at every evaluation; evaluation forecasts each
       window from zeros after reading its ``input_len`` steps, like the other modes.
 
+    With ``quantiles`` the net returns ``(N, H, T, Q)`` (one forecast per level), the loss is the
+    pinball loss averaged over the levels, the point forecast scored above is the median, and
+    ``{stage}/coverage`` (share of truths between the first and last level) and
+    ``{stage}/pinball`` are logged as well (on scaled values).
+
     Args:
         net: The network, e.g. :class:`src.models.forecaster.RNNForecaster`.
         target_mean: Per-target scaler mean (linked from the datamodule); stored in checkpoints.
@@ -57,6 +67,9 @@ class ForecastingTask(LightningModule):
         stateful: Carry the recurrent state across training batches (linked from the datamodule).
         horizon: Forecast steps ``H`` (linked from the datamodule's ``output_len``); used by
             :meth:`forward` in recursive mode.
+        loss: Training loss of point forecasts, ``"mse"`` or ``"mae"``.
+        quantiles: Increasing levels in ``(0, 1)`` including 0.5, e.g. ``[0.1, 0.5, 0.9]``; the
+            net must then output ``(N, H, T, Q)`` (e.g. ``num_quantiles: 3``).
     """
 
     def __init__(
@@ -71,6 +84,8 @@ class ForecastingTask(LightningModule):
         recursive: bool = False,
         stateful: bool = False,
         horizon: int | None = None,
+        loss: Literal["mse", "mae"] = "mse",
+        quantiles: list[float] | None = None,
     ) -> None:
         super().__init__()
         if recursive and stateful:
@@ -80,6 +95,11 @@ class ForecastingTask(LightningModule):
                 f"stateful=True needs a net with forward_steps(x, state), not {type(net).__name__};"
                 " use src.models.stateful_forecaster.StatefulForecaster"
             )
+        if loss not in LOSSES:
+            raise ValueError(f"loss must be one of {sorted(LOSSES)}, got {loss!r}")
+        self.median = None if quantiles is None else check_quantiles(quantiles)
+        if quantiles is not None and (recursive or stateful):
+            raise ValueError("quantiles work with direct forecasting only; drop recursive/stateful")
         self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"])
         self.net, self.optimizer, self.scheduler = net, optimizer, scheduler
         self.register_buffer("mean", torch.tensor(target_mean or [0.0]))
@@ -87,6 +107,10 @@ class ForecastingTask(LightningModule):
         self.train_metrics = ForecastMetrics()
         self.val_metrics = ForecastMetrics()
         self.test_metrics = ForecastMetrics()
+        if quantiles is not None:
+            self.register_buffer("levels", torch.tensor(quantiles), persistent=False)
+            for stage in STAGES:
+                setattr(self, f"{stage}_quantile_metrics", QuantileMetrics(quantiles))
         self.teacher_forcing = "target" in inspect.signature(net.forward).parameters
         self.carried_state = None  # stateful mode: the detached state carried to the next batch
 
@@ -128,10 +152,27 @@ class ForecastingTask(LightningModule):
             return self.net(x, target=y), batch
         return self.net(x), batch
 
+    def point_forecast(self, pred: Tensor) -> Tensor:
+        """The median ``(N, H, T)`` of quantile forecasts ``(N, H, T, Q)``; else ``pred``."""
+        if self.median is None:
+            return pred
+        expected = len(self.hparams.quantiles)
+        if pred.dim() != 4 or pred.size(-1) != expected:
+            raise ValueError(
+                f"quantiles={self.hparams.quantiles} need net outputs (N, H, T, {expected}), got "
+                f"{tuple(pred.shape)}; set the net's num_quantiles: {expected}"
+            )
+        return pred[..., self.median]
+
     def _shared_step(self, batch: dict, stage: str) -> Tensor:
         pred, batch = self._forecast(batch, stage)
         y, seasonal, inv = batch["y"], batch.get("seasonal"), self.inverse_transform
-        loss = F.mse_loss(pred, y)
+        if self.median is not None:
+            quantile_pred, pred = pred, self.point_forecast(pred)
+            loss = pinball_loss(quantile_pred, y, self.levels)
+            getattr(self, f"{stage}_quantile_metrics").update(quantile_pred.detach(), y)
+        else:
+            loss = LOSSES[self.hparams.loss](pred, y)
         naive = batch["last"].unsqueeze(1).expand_as(y)  # repeat the last observation
         seasonal = None if seasonal is None else inv(seasonal)
         update_metrics(self, stage, inv(pred.detach()), inv(y), inv(naive), seasonal)
@@ -146,6 +187,11 @@ class ForecastingTask(LightningModule):
             for name, value in metric.compute().items():
                 self.log(f"{stage}/{name}", value.float(), prog_bar=name == "mse")
         metric.reset()
+        quantile = getattr(self, f"{stage}_quantile_metrics", None)
+        if quantile is not None and quantile.update_count:
+            for name, value in quantile.compute().items():
+                self.log(f"{stage}/{name}", value.float())
+            quantile.reset()
 
     def training_step(self, batch: dict, batch_idx: int) -> Tensor:
         return self._shared_step(batch, "train")
@@ -182,7 +228,11 @@ class ForecastingTask(LightningModule):
         self._log_epoch("test")
 
     def predict_step(self, batch: dict, batch_idx: int) -> dict[str, Tensor]:
-        return {"forecast": self.inverse_transform(self._forecast(batch, "predict")[0])}
+        pred = self._forecast(batch, "predict")[0]
+        out = {"forecast": self.inverse_transform(self.point_forecast(pred))}
+        if self.median is not None:  # (N, H, T, Q) in the series' units
+            out["quantiles"] = self.inverse_transform(pred.transpose(-1, -2)).transpose(-1, -2)
+        return out
 
     def configure_optimizers(self) -> dict:
         interval = self.hparams.scheduler_interval
