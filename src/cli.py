@@ -22,6 +22,7 @@ LINKS = [
     ("data.num_classes", "model.init_args.net.init_args.num_classes"),
     ("data.num_classes", "model.init_args.num_classes"),
     ("data.input_size", "model.init_args.net.init_args.input_size"),
+    ("data.input_len", "model.init_args.net.init_args.input_len"),
     ("data.output_len", "model.init_args.net.init_args.output_len"),
     ("data.n_targets", "model.init_args.net.init_args.output_size"),
     ("data.target_mean", "model.init_args.target_mean"),
