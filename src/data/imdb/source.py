@@ -83,17 +83,20 @@ class Source:
     def description(self) -> str:
         return f"{self.kind} source {self.location}"
 
-    def load(self) -> Splits:
-        """Read both splits: ``{"train": (texts, labels), "test": (texts, labels)}``."""
+    def load(self, splits: tuple[str, ...] = ("train", "test")) -> Splits:
+        """Read ``splits``: ``{"train": (texts, labels), "test": (texts, labels)}`` by default."""
         if self.kind == "tables":
-            return {s: read_labeled_table(fs[0][0]) for s, fs in self.files.items()}
+            return {s: read_labeled_table(self.files[s][0][0]) for s in splits}
         if self.kind == "acl":
             return {
-                s: ([_read_utf8(p) for p, _ in fs], np.array([y for _, y in fs], dtype=np.int64))
-                for s, fs in self.files.items()
+                s: (
+                    [_read_utf8(p) for p, _ in self.files[s]],
+                    np.array([y for _, y in self.files[s]], dtype=np.int64),
+                )
+                for s in splits
             }
         ds = _load_hub(self.location, Path(self.location))
-        return {s: (list(ds[s]["text"]), np.asarray(ds[s]["label"])) for s in ("train", "test")}
+        return {s: (list(ds[s]["text"]), np.asarray(ds[s]["label"])) for s in splits}
 
 
 def _load_hub(name: str, data_dir: Path) -> Any:
