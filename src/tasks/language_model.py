@@ -30,15 +30,20 @@ class LanguageModelTask(LightningModule):
     of the same stage. Each stage keeps its own state; it resets to zeros at the start of every
     training, validation and test epoch. Without ``stateful`` every batch starts from zeros.
 
-    ``{stage}/loss`` is the mean cross-entropy in nats per character; for validation and test it
-    is averaged over every scored character of the held-out slice (not per batch), with
-    ``{stage}/bpc`` = loss / ln 2 and ``{stage}/ppl`` = exp(loss).
+    ``{stage}/loss`` is the mean cross-entropy in nats per character (``unit="token"``: per
+    token); for validation and test it is averaged over every scored position of the held-out
+    text (not per batch), with ``{stage}/ppl`` = exp(loss) and, for characters, ``{stage}/bpc`` =
+    loss / ln 2. A net with ``target_nats(x, y, state) -> (nats, state)`` (an adaptive softmax,
+    which scores the targets without the full distribution) is trained through it. Checkpoints
+    keep the datamodule's ``tokenizer`` (JSON) when it has one, so a classifier can check that
+    it shares the vocabulary.
 
     Args:
         net: The network, e.g. :class:`src.models.char_rnn.CharRNN`.
         vocab: The characters by id (linked from the datamodule); stored in checkpoints so
             :meth:`generate` needs no data.
         stateful: Carry the state across batches (linked from the datamodule).
+        unit: What one position is: ``"character"`` (bits per character logged) or ``"token"``.
         optimizer: Optimizer factory (YAML ``class_path``); Adam by default.
         scheduler: LR scheduler factory; ReduceLROnPlateau watches ``monitor``.
         monitor: Metric watched by ReduceLROnPlateau.
@@ -50,6 +55,7 @@ class LanguageModelTask(LightningModule):
         net: nn.Module,
         vocab: list[str] | None = None,
         stateful: bool = True,
+        unit: Literal["character", "token"] = "character",
         optimizer: OptimizerCallable = torch.optim.Adam,
         scheduler: LRSchedulerCallable | None = None,
         monitor: str = "val/loss",
@@ -69,12 +75,17 @@ class LanguageModelTask(LightningModule):
 
     def _shared_step(self, batch: dict, stage: str) -> Tensor:
         x, y = batch["x"], batch["y"]
-        logits, state = self(x, self.states.get(stage) if self.hparams.stateful else None)
+        state = self.states.get(stage) if self.hparams.stateful else None
+        if hasattr(self.net, "target_nats"):
+            nats, state = self.net.target_nats(x, y, state)  # (N * L,)
+        else:
+            logits, state = self(x, state)
+            nats = F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="none")
         self.states[stage] = _detach(state)  # truncate BPTT at the batch boundary
-        nats = F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="none")  # (N * L,)
         loss = nats.mean()
         if stage == "train":
-            log_train_step(self, {"train/loss": loss, "train/bpc": loss / math.log(2)}, True)
+            bits = {"train/bpc": loss / math.log(2)} if self.hparams.unit == "character" else {}
+            log_train_step(self, {"train/loss": loss, **bits}, True)
         else:
             getattr(self, f"{stage}_nats").update(nats.detach())
         return loss
@@ -83,8 +94,10 @@ class LanguageModelTask(LightningModule):
         metric = getattr(self, f"{stage}_nats")
         if metric.update_count:  # nothing to report after an empty epoch
             nats = metric.compute()
-            self.log_dict({f"{stage}/loss": nats, f"{stage}/ppl": nats.exp()})
-            self.log(f"{stage}/bpc", nats / math.log(2), prog_bar=True)
+            self.log(f"{stage}/loss", nats)
+            self.log(f"{stage}/ppl", nats.exp(), prog_bar=self.hparams.unit == "token")
+            if self.hparams.unit == "character":
+                self.log(f"{stage}/bpc", nats / math.log(2), prog_bar=True)
         metric.reset()
 
     def training_step(self, batch: dict, batch_idx: int) -> Tensor:
@@ -114,6 +127,9 @@ class LanguageModelTask(LightningModule):
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         if hasattr(self.net, "config"):  # lets src.generate rebuild the network without data
             checkpoint["net_config"] = dict(self.net.config)
+        tokenizer = getattr(getattr(self._trainer, "datamodule", None), "tokenizer", None)
+        if tokenizer is not None:  # a classifier initialised from this model checks its vocabulary
+            checkpoint["tokenizer"] = tokenizer.to_str()
         if self.states.get("train") is not None:  # mid-epoch: the next batch continues it
             checkpoint["carried_state"] = self.states["train"]
 
