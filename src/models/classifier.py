@@ -89,6 +89,17 @@ class RNNClassifier(nn.Module):
         """Copy pretrained vectors ``(vocab_size, embedding_dim)`` into the embedding."""
         copy_vectors(self.embedding, vectors)
 
+    def layer_groups(self) -> list[list[nn.Parameter]]:
+        """Parameters from the bottom up: the embedding, each recurrent layer (both directions,
+        a learned initial state with the first), then pooling, norm and head together. For
+        discriminative learning rates and gradual unfreezing (Howard & Ruder 2018)."""
+        layers: list[list[nn.Parameter]] = [[] for _ in range(self.encoder.num_layers)]
+        for name, p in self.encoder.named_parameters():
+            suffix = name.rsplit("_l", 1)[-1].removesuffix("_reverse")
+            layers[int(suffix) if name.startswith("rnn.") else 0].append(p)
+        top = [*self.pool.parameters(), *self.norm.parameters(), *self.head.parameters()]
+        return [list(self.embedding.parameters()), *layers, top]
+
     def encoder_inputs(self, batch: dict) -> tuple[Tensor, Tensor | None]:
         """What the encoder reads for ``batch``: embedded tokens ``(N, L, H_in)`` and lengths."""
         return self.embedding_dropout(self.embedding(batch["tokens"])), batch.get("lengths")

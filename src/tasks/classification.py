@@ -1,5 +1,6 @@
 """Sequence classification task (IMDB sentiment): cross-entropy with accuracy, F1 and AUROC."""
 
+import logging
 from typing import Literal
 
 import torch
@@ -10,8 +11,11 @@ from torch import nn
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassAUROC, MulticlassF1Score
 
+from src.models.pretrained import PARTS, Part, load_language_model
 from src.tasks.epoch_log import EpochMetrics, log_loss, update_metrics
-from src.tasks.optim import configure
+from src.tasks.optim import configure, discriminative_groups
+
+log = logging.getLogger(__name__)
 
 
 class ClassificationTask(EpochMetrics, LightningModule):
@@ -24,6 +28,14 @@ class ClassificationTask(EpochMetrics, LightningModule):
         scheduler: LR scheduler factory; ReduceLROnPlateau watches ``monitor``.
         monitor: Metric watched by ReduceLROnPlateau.
         scheduler_interval: Step the scheduler every ``"epoch"`` or ``"step"``.
+        pretrained: Language-model checkpoint (``configs/imdb_lm.yaml``) whose weights
+            initialise the net before training (see
+            :func:`~src.models.pretrained.load_language_model`; the vocabulary is checked
+            against the datamodule's tokenizer).
+        pretrained_parts: What to take from it: ``embedding``, ``encoder`` or both.
+        lr_decay: Discriminative learning rates (Howard & Ruder 2018): the net's top layer
+            group trains at the optimizer's rate, each group below at ``1 / lr_decay`` of the
+            one above (needs ``net.layer_groups()``); 1 trains all at one rate.
     """
 
     def __init__(
@@ -34,6 +46,9 @@ class ClassificationTask(EpochMetrics, LightningModule):
         scheduler: LRSchedulerCallable | None = None,
         monitor: str = "val/loss",
         scheduler_interval: Literal["epoch", "step"] = "epoch",
+        pretrained: str | None = None,
+        pretrained_parts: tuple[Part, ...] = PARTS,
+        lr_decay: float = 1.0,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"])
@@ -58,31 +73,46 @@ class ClassificationTask(EpochMetrics, LightningModule):
             if not hasattr(self.net, "load_embeddings"):
                 raise ValueError(f"{type(self.net).__name__} cannot take pretrained vectors")
             self.net.load_embeddings(vectors)
+        if self.hparams.pretrained and stage == "fit":  # a language model's layers, likewise
+            tokenizer = getattr(datamodule, "tokenizer", None)
+            vocab = tokenizer.get_vocab() if tokenizer is not None else None
+            path, parts = self.hparams.pretrained, self.hparams.pretrained_parts
+            names = load_language_model(self.net, path, parts, vocab)
+            log.info("initialised %d tensors from %s: %s", len(names), path, ", ".join(names))
 
     def forward(self, tokens: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         return self.net(tokens, lengths)
 
-    def _shared_step(self, batch: dict, stage: str) -> torch.Tensor:
+    def _shared_step(self, batch: dict, stage: str) -> tuple[torch.Tensor, torch.Tensor]:
         logits = self(batch["tokens"], batch["lengths"])
         loss = F.cross_entropy(logits, batch["labels"])
         update_metrics(self, stage, logits.detach().softmax(-1), batch["labels"])
         n = batch["labels"].numel()
         log_loss(self, stage, loss, n)
-        return loss
+        return loss, logits
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        return self._shared_step(batch, "train")
+        return self._shared_step(batch, "train")[0]
 
-    def validation_step(self, batch: dict, batch_idx: int) -> None:
-        self._shared_step(batch, "val")
+    def validation_step(self, batch: dict, batch_idx: int) -> dict[str, torch.Tensor]:
+        return {"preds": self._shared_step(batch, "val")[1].argmax(-1)}  # for callbacks' figures
 
-    def test_step(self, batch: dict, batch_idx: int) -> None:
-        self._shared_step(batch, "test")
+    def test_step(self, batch: dict, batch_idx: int) -> dict[str, torch.Tensor]:
+        return {"preds": self._shared_step(batch, "test")[1].argmax(-1)}
 
     def predict_step(self, batch: dict, batch_idx: int) -> dict[str, torch.Tensor]:
         probs = self(batch["tokens"], batch["lengths"]).softmax(-1)
         return {"label": probs.argmax(-1), "probs": probs}
 
     def configure_optimizers(self) -> dict:
-        interval = self.hparams.scheduler_interval
-        return configure(self, self.optimizer, self.scheduler, self.hparams.monitor, interval)
+        interval, decay = self.hparams.scheduler_interval, self.hparams.lr_decay
+        params = None
+        if decay != 1.0:
+            if not hasattr(self.net, "layer_groups"):
+                raise ValueError(
+                    f"lr_decay needs layer groups, which {type(self.net).__name__} lacks"
+                )
+            params = discriminative_groups(self.net.layer_groups(), decay)
+        return configure(
+            self, self.optimizer, self.scheduler, self.hparams.monitor, interval, params
+        )
