@@ -6,15 +6,18 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+import yaml
 from lightning import Trainer
 from lightning.pytorch.loggers import TensorBoardLogger
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from src.callbacks.classifier_figures import ClassifierFigures
 from src.callbacks.finetuning import GradualUnfreezing, SlantedTriangularLR
+from src.cli import main as cli_main
 from src.data.imdb.datamodule import IMDBDataModule
 from src.data.imdb.lm import END_ID, IMDBLMDataModule, read_texts
 from src.data.text import encode_ids
+from src.errors import SeqLabError
 from src.models.classifier import RNNClassifier
 from src.models.pretrained import load_language_model
 from src.models.word_lm import WordLM
@@ -22,7 +25,8 @@ from src.tasks.classification import ClassificationTask
 from src.tasks.language_model import LanguageModelTask
 from src.tasks.optim import configure, discriminative_groups
 
-FIXTURES = Path(__file__).parent / "fixtures"
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = ROOT / "tests" / "fixtures"
 SETTINGS = {"data_dir": str(FIXTURES / "imdb"), "min_freq": 1, "hub_name": ""}
 NET = {"embedding_dim": 8, "hidden_size": 16}
 
@@ -131,14 +135,14 @@ def test_mismatched_classifiers_raise_one_line_errors(pretrained, tmp_path):
     path = pretrained[0]
     vocab = _classifier_data(tmp_path).tokenizer.get_vocab()
     wider = RNNClassifier(len(vocab), embedding_dim=8, hidden_size=32)
-    with pytest.raises(ValueError, match=r"weight_ih_l0 has shape \(64, 8\).*\(128, 8\)"):
+    with pytest.raises(SeqLabError, match=r"weight_ih_l0 has shape \(64, 8\).*\(128, 8\)"):
         load_language_model(wider, path, vocab=vocab)
     deeper = RNNClassifier(len(vocab), num_layers=2, **NET)
-    with pytest.raises(ValueError, match="has no 'encoder.rnn.weight_ih_l1'.*'num_layers': 1"):
+    with pytest.raises(SeqLabError, match="has no 'encoder.rnn.weight_ih_l1'.*'num_layers': 1"):
         load_language_model(deeper, path)
-    with pytest.raises(ValueError, match="another vocabulary"):
+    with pytest.raises(SeqLabError, match="another vocabulary"):
         load_language_model(wider, path, vocab={**vocab, "zeppelin": len(vocab)})
-    with pytest.raises(FileNotFoundError, match="not found"):
+    with pytest.raises(SeqLabError, match="not found"):
         load_language_model(wider, tmp_path / "missing.ckpt")
 
 
@@ -195,3 +199,25 @@ def test_figures_reach_tensorboard(tmp_path):
     events.Reload()
     tags = set(events.Tags()["images"])
     assert {"val/confusion_matrix", "val/attention", "test/confusion_matrix"} <= tags
+
+
+def test_two_stage_recipe_through_the_cli(tmp_path, monkeypatch):
+    """configs/imdb_lm.yaml, then configs/imdb_finetune.yaml starting from its newest run."""
+    monkeypatch.chdir(tmp_path)
+    data = {**SETTINGS, "cache_dir": str(tmp_path / "cache"), "batch_size": 4}
+    sizes = {"embedding_dim": 8, "hidden_size": 16}
+    runs = {}
+    for name, extra in [("imdb_lm", {"unsup_path": None, "bptt": 8}), ("imdb_finetune", {})]:
+        cfg = yaml.safe_load((ROOT / "configs" / f"{name}.yaml").read_text())
+        cfg["data"]["init_args"].update(data, **extra)
+        cfg["model"]["init_args"]["net"]["init_args"].update(sizes)
+        cfg["trainer"].update(max_epochs=1, limit_train_batches=2, limit_val_batches=2)
+        cfg["trainer"].update(enable_progress_bar=False, default_root_dir=str(tmp_path / "logs"))
+        (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump(cfg))
+        pretrained = ["--model.init_args.pretrained", str(tmp_path / "logs" / "imdb_lm")]
+        args = ["fit", "--config", str(tmp_path / f"{name}.yaml")]
+        runs[name] = cli_main(args + (pretrained if name == "imdb_finetune" else []))
+    lm_ckpt = next((tmp_path / "logs" / "imdb_lm").glob("version_*/checkpoints/last.ckpt"))
+    assert "tokenizer" in torch.load(lm_ckpt, weights_only=True)
+    assert "val/ppl" in runs["imdb_lm"].trainer.callback_metrics
+    assert "val/acc" in runs["imdb_finetune"].trainer.callback_metrics

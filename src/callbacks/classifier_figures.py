@@ -3,16 +3,12 @@ epoch, and attention-pooling weights over fixed validation reviews, tokens colou
 
 from __future__ import annotations
 
-import matplotlib
-
-matplotlib.use("Agg")  # figures are rendered off screen, also on machines without a display
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from lightning import Callback, LightningModule, Trainer  # noqa: E402
-from lightning.pytorch.loggers import TensorBoardLogger  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from lightning import Callback, LightningModule, Trainer
+from lightning.pytorch.loggers import TensorBoardLogger
+from matplotlib.figure import Figure
 
 
 def confusion_figure(matrix: np.ndarray, class_names: list[str], title: str) -> Figure:
@@ -38,10 +34,12 @@ def attention_figure(
     """Tokens laid out as text, each on a background whose darkness is its attention weight
     (scaled to the review's largest weight)."""
     lines = sum(-(-len(r) // per_line) + 1 for r in reviews)
-    fig = plt.figure(figsize=(11, 0.24 * lines + 0.3))
+    fig, ax = plt.subplots(figsize=(11, 0.24 * lines + 0.3))
+    ax.set_axis_off()
+    ax.set_position((0, 0, 1, 1))  # axes coordinates = figure coordinates
     y, dy = 1.0, 1.0 / (lines + 0.5)
     for tokens, w, title in zip(reviews, weights, titles, strict=True):
-        fig.text(0.01, y - dy / 2, title, fontsize=8, weight="bold", va="center")
+        ax.text(0.01, y - dy / 2, title, fontsize=8, weight="bold", va="center")
         y -= dy
         top = float(w.max()) or 1.0
         for start in range(0, len(tokens), per_line):
@@ -49,10 +47,8 @@ def attention_figure(
             for token, weight in zip(tokens[start:end], w[start:end], strict=True):
                 shade = plt.cm.Reds(0.85 * float(weight) / top)
                 box = {"facecolor": shade, "edgecolor": "none", "pad": 1.0}
-                fig.text(
-                    x, y - dy / 2, token, fontsize=8, family="monospace", va="center", bbox=box
-                )
-                x += 0.0062 * (len(token) + 1)
+                ax.text(x, y - dy / 2, token, fontsize=8, family="monospace", va="center", bbox=box)
+                x += 0.0062 * (len(token) + 1)  # a monospace character is 0.6 em wide
             y -= dy
     return fig
 

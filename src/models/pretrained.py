@@ -10,6 +10,8 @@ import torch
 from tokenizers import Tokenizer
 from torch import nn
 
+from src.errors import SeqLabError
+
 Part = Literal["embedding", "encoder"]
 PARTS: tuple[Part, ...] = ("embedding", "encoder")
 
@@ -22,13 +24,13 @@ def _differences(mine: dict[str, int], theirs: dict[str, int]) -> str:
 def check_vocabulary(checkpoint: dict, vocab: dict[str, int], path: str | Path) -> None:
     """Raise unless the checkpoint's tokenizer has exactly ``vocab`` (token -> id)."""
     if "tokenizer" not in checkpoint:
-        raise ValueError(
+        raise SeqLabError(
             f"{path} stores no tokenizer, so its vocabulary cannot be checked; train the LM with "
             "src.data.imdb.lm.IMDBLMDataModule (configs/imdb_lm.yaml)"
         )
     theirs = Tokenizer.from_str(checkpoint["tokenizer"]).get_vocab()
     if theirs != vocab:
-        raise ValueError(
+        raise SeqLabError(
             f"{path} was trained on another vocabulary ({len(theirs)} tokens, the classifier's "
             f"{len(vocab)}; differing: {_differences(vocab, theirs)}): give both stages the same "
             "data_dir, tokenizer, max_size, min_freq, val_size and seed"
@@ -61,13 +63,17 @@ def load_language_model(
 
     Returns:
         The names of the copied tensors in ``net``.
+
+    Raises:
+        SeqLabError: a missing file, another vocabulary, or a tensor whose shape differs (the
+            message names the sizes to use).
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"language-model checkpoint {path} not found; train it first")
+        raise SeqLabError(f"language-model checkpoint {path} not found; train it first")
     unknown = set(parts) - set(PARTS)
     if unknown or not parts:
-        raise ValueError(f"parts must be a non-empty subset of {list(PARTS)}, got {list(parts)}")
+        raise SeqLabError(f"parts must be a non-empty subset of {list(PARTS)}, got {list(parts)}")
     checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     if vocab is not None:
         check_vocabulary(checkpoint, vocab, path)
@@ -87,16 +93,16 @@ def load_language_model(
         if name.endswith("_reverse") or name.split(".")[-1] in ("h0", "c0"):
             continue  # no language model for them: they keep their initialisation
         if name not in source:
-            raise ValueError(
+            raise SeqLabError(
                 f"{path} has no {name!r} for the classifier; build it like the LM: {hint}"
             )
     for name, value in source.items():
         if name not in target:
-            raise ValueError(
+            raise SeqLabError(
                 f"the classifier has no {name!r} for {path}'s weights; build it like the LM: {hint}"
             )
         if value.shape != target[name].shape:
-            raise ValueError(
+            raise SeqLabError(
                 f"{path}: {name} has shape {tuple(value.shape)}, the classifier's "
                 f"{tuple(target[name].shape)}; build the classifier like the LM: {hint}"
             )

@@ -62,9 +62,14 @@ class WordLM(nn.Module):
         self.vocab_size = vocab_size
         self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=0)
         self.embedding_dropout = nn.Dropout(embedding_dropout)
-        rnn_args = {"init": init, "forget_bias": forget_bias}
         self.encoder = RecurrentEncoder(
-            embedding_dim, hidden_size, cell, num_layers, dropout, **rnn_args
+            input_size=embedding_dim,
+            hidden_size=hidden_size,
+            cell=cell,
+            num_layers=num_layers,
+            dropout=dropout,
+            init=init,
+            forget_bias=forget_bias,
         )
         self.dropout = nn.Dropout(dropout)
         if cutoffs:

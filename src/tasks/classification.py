@@ -1,6 +1,7 @@
 """Sequence classification task (IMDB sentiment): cross-entropy with accuracy, F1 and AUROC."""
 
 import logging
+from pathlib import Path
 from typing import Literal
 
 import torch
@@ -11,7 +12,9 @@ from torch import nn
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassAUROC, MulticlassF1Score
 
+from src.errors import SeqLabError
 from src.models.pretrained import PARTS, Part, load_language_model
+from src.run_dirs import last_checkpoint
 from src.tasks.epoch_log import EpochMetrics, log_loss, update_metrics
 from src.tasks.optim import configure, discriminative_groups
 
@@ -31,7 +34,8 @@ class ClassificationTask(EpochMetrics, LightningModule):
         pretrained: Language-model checkpoint (``configs/imdb_lm.yaml``) whose weights
             initialise the net before training (see
             :func:`~src.models.pretrained.load_language_model`; the vocabulary is checked
-            against the datamodule's tokenizer).
+            against the datamodule's tokenizer), or an experiment's run folder such as
+            ``lightning_logs/imdb_lm``: the newest ``version_*/checkpoints/last.ckpt`` in it.
         pretrained_parts: What to take from it: ``embedding``, ``encoder`` or both.
         lr_decay: Discriminative learning rates (Howard & Ruder 2018): the net's top layer
             group trains at the optimizer's rate, each group below at ``1 / lr_decay`` of the
@@ -76,7 +80,8 @@ class ClassificationTask(EpochMetrics, LightningModule):
         if self.hparams.pretrained and stage == "fit":  # a language model's layers, likewise
             tokenizer = getattr(datamodule, "tokenizer", None)
             vocab = tokenizer.get_vocab() if tokenizer is not None else None
-            path, parts = self.hparams.pretrained, self.hparams.pretrained_parts
+            path, parts = Path(self.hparams.pretrained), self.hparams.pretrained_parts
+            path = last_checkpoint(path, None) if path.is_dir() else path
             names = load_language_model(self.net, path, parts, vocab)
             log.info("initialised %d tensors from %s: %s", len(names), path, ", ".join(names))
 
@@ -109,7 +114,7 @@ class ClassificationTask(EpochMetrics, LightningModule):
         params = None
         if decay != 1.0:
             if not hasattr(self.net, "layer_groups"):
-                raise ValueError(
+                raise SeqLabError(
                     f"lr_decay needs layer groups, which {type(self.net).__name__} lacks"
                 )
             params = discriminative_groups(self.net.layer_groups(), decay)
