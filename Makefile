@@ -9,7 +9,7 @@ TORCH_INDEX_ARG := $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX),)
 CONFIG ?= configs/sine_lstm.yaml
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-slow test-slurm lint format train tensorboard bench bench-quick clean
+.PHONY: help install test test-slow test-slurm lint format train pretrain tensorboard bench bench-quick clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -41,6 +41,10 @@ format: ## ruff autofix + format
 
 train: ## train with CONFIG (default configs/sine_lstm.yaml)
 	$(PY) -m src.cli fit --config $(CONFIG)
+
+pretrain: ## pretrain the IMDB word LM, then fine-tune the classifier from it
+	$(PY) -m src.cli fit --config configs/imdb_lm.yaml
+	$(PY) -m src.cli fit --config configs/imdb_finetune.yaml
 
 tensorboard: ## open TensorBoard on lightning_logs/
 	$(VENV)/bin/tensorboard --logdir lightning_logs
