@@ -29,7 +29,8 @@ END_ID = PAD_ID  # ends every review in the streams; the LM predicts it, its emb
 
 
 def read_texts(path: str | Path) -> list[str]:
-    """The ``text`` column of a ``.csv``/``.csv.gz``/``.parquet`` table (e.g. ``unsup.csv.gz``)."""
+    """The ``text`` column of a ``.csv``/``.csv.gz``/``.parquet`` table (e.g. ``unsup.csv.gz``),
+    blank rows left out."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(
@@ -129,11 +130,8 @@ class IMDBLMDataModule(LightningDataModule):
             hub_name=hub_name,
         )
         self.unsup_path, self.seed, self.batch_size, self.bptt = unsup_path, seed, batch_size, bptt
-        self.eval_batch_size, self.max_tokens, self.num_workers = (
-            eval_batch_size,
-            max_tokens,
-            num_workers,
-        )
+        self.eval_batch_size, self.max_tokens = eval_batch_size, max_tokens
+        self.num_workers = num_workers
         self.ids: dict[str, torch.Tensor] = {}
 
     @property
