@@ -50,6 +50,10 @@ TINY_DATA = {
         "max_chars": None, "val_chars": 200, "test_chars": 200, "min_count": 1, "batch_size": 4,
         "bptt": 16,
     },
+    "IMDBLMDataModule": lambda tmp: {
+        "data_dir": FIXTURES / "imdb", "cache_dir": tmp / "cache", "min_freq": 1, "hub_name": "",
+        "unsup_path": FIXTURES / "text" / "reviews.csv.gz", "batch_size": 2, "bptt": 8,
+    },
     "ETTDataModule": lambda tmp: {
         "data_dir": _ett_csv(tmp), "borders": [400, 600, 800], "batch_size": 64,
     },
@@ -60,13 +64,16 @@ TINY_DATA = {
 }  # fmt: skip
 # Configs whose task has no predict stage, and why; predicting must then fail with Lightning's
 # message (when it stops failing, remove the entry).
-NO_PREDICT = {"charlm_imdb": "the language model samples text with src/generate.py instead"}
+NO_PREDICT = {
+    "charlm_imdb": "the language model samples text with src/generate.py instead",
+    "imdb_lm": "a pretraining stage: its checkpoint initialises configs/imdb_finetune.yaml",
+}
 # Configs whose network has no parameters (the naive forecasts): nothing to fit, only tested.
 NOTHING_TO_FIT = {"ett_naive", "ett_seasonal_naive"}
 # Network widths shrunk wherever the config sets them; the architecture stays as shipped.
 TINY_NET = {"hidden_size": 8, "embedding_dim": 8, "char_hidden_size": 4, "char_embedding_dim": 4}
 # Task arguments shrunk wherever the config sets them (each attention plot costs a second).
-TINY_MODEL = {"attention_plots": 1}
+TINY_MODEL = {"attention_plots": 1, "pretrained": None}  # no other run's checkpoint here
 # Two training steps in one epoch, validated once; two batches to test and to predict.
 TINY_TRAINER = {
     "max_epochs": 1, "max_steps": 2, "limit_train_batches": 2, "limit_val_batches": 2,

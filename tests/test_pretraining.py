@@ -79,9 +79,11 @@ def test_streams_hold_training_text_and_validation_reviews_only(tmp_path):
     imdb.setup()
     assert dm.tokenizer.get_vocab() == imdb.tokenizer.get_vocab()  # the classifier's vocabulary
     unsup = read_texts(FIXTURES / "text" / "reviews.csv.gz")
-    n_train, n_val = len(unsup) + len(imdb.datasets["train"]), len(imdb.datasets["val"])
+    n_test = len(unsup) // 2  # the last unlabeled reviews (at most test_reviews) are the test
+    n_train = len(unsup) - n_test + len(imdb.datasets["train"])
     assert (dm.ids["train"] == END_ID).sum() == n_train  # every review ends with END_ID
-    assert (dm.ids["val"] == END_ID).sum() == n_val
+    assert (dm.ids["val"] == END_ID).sum() == len(imdb.datasets["val"])
+    assert (dm.ids["test"] == END_ID).sum() == n_test
     val = dm.ids["val"][dm.ids["val"] != END_ID].numpy()
     assert np.array_equal(val, imdb.datasets["val"].ids.numpy())  # untruncated, in order
     test_ids, _ = encode_ids(dm.tokenizer, ["zeppelin"])  # a word of test.csv only

@@ -61,7 +61,8 @@ class IMDBLMDataModule(LightningDataModule):
     ``tokenizer.json`` encodes the text here, untruncated. Training text: the unlabeled reviews
     (``unsup_path``) and the classifier's training part, shuffled once by ``seed``; validation
     text: the classifier's validation reviews. Test reviews are never read into a stream. Every
-    review ends with :data:`END_ID` (``<pad>``, id 0). Streams are cached as ``.npy`` under
+    review ends with :data:`END_ID` (``<pad>``, id 0). The last ``test_reviews`` unlabeled
+    reviews are held out as the test text. Streams are cached as ``.npy`` under
     ``cache_dir/lm-<key>`` and cut into ``N`` parallel rows read ``bptt`` steps at a time
     (:class:`~src.data.chars.source.CharStreamDataset`), so the task carries its state across
     batches (``stateful``). One process only (no DDP sharding).
@@ -83,6 +84,7 @@ class IMDBLMDataModule(LightningDataModule):
         bptt: Steps per batch, the truncated-BPTT length ``L``.
         eval_batch_size: Parallel validation rows; default ``batch_size``.
         max_tokens: Keep only the first ``max_tokens`` of the training stream; ``None`` keeps all.
+        test_reviews: Unlabeled reviews (the last ones) held out as the test stream.
         num_workers: DataLoader worker processes.
         hub_name: Hugging Face dataset tried when ``data_dir`` has no data; ``""`` disables it.
     """
@@ -104,6 +106,7 @@ class IMDBLMDataModule(LightningDataModule):
         bptt: int = 70,
         eval_batch_size: int | None = None,
         max_tokens: int | None = None,
+        test_reviews: int = 1000,
         num_workers: int = 0,
         hub_name: str = "stanfordnlp/imdb",
     ) -> None:
@@ -131,7 +134,7 @@ class IMDBLMDataModule(LightningDataModule):
         )
         self.unsup_path, self.seed, self.batch_size, self.bptt = unsup_path, seed, batch_size, bptt
         self.eval_batch_size, self.max_tokens = eval_batch_size, max_tokens
-        self.num_workers = num_workers
+        self.num_workers, self.test_reviews = num_workers, test_reviews
         self.ids: dict[str, torch.Tensor] = {}
 
     @property
@@ -141,6 +144,7 @@ class IMDBLMDataModule(LightningDataModule):
         stat = unsup.stat() if unsup is not None and unsup.is_file() else None
         src = [str(unsup.resolve()), stat.st_size, stat.st_mtime_ns] if stat else str(unsup)
         blob = {"v": CACHE_VERSION, "imdb": self.imdb.cache_path.name, "unsup": src}
+        blob["test_reviews"] = self.test_reviews
         key = hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()[:16]
         return self.imdb.cache_path.parent / f"lm-{key}"
 
@@ -167,9 +171,12 @@ class IMDBLMDataModule(LightningDataModule):
         held_out = np.zeros(len(train_texts), dtype=bool)
         held_out[val_rows] = True
         unsup = read_texts(self.unsup_path) if self.unsup_path else []
+        n_test = min(self.test_reviews, len(unsup) // 2)
         texts = {
-            "train": unsup + [t for t, h in zip(train_texts, held_out, strict=True) if not h],
+            "train": unsup[: len(unsup) - n_test]
+            + [t for t, h in zip(train_texts, held_out, strict=True) if not h],
             "val": [train_texts[i] for i in val_rows],
+            "test": unsup[len(unsup) - n_test :],
         }
         tmp = out.with_name(f".{out.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
         tmp.mkdir(parents=True)
@@ -192,7 +199,7 @@ class IMDBLMDataModule(LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if not self.ids:
             self.prepare_data()
-            for split in ("train", "val"):
+            for split in ("train", "val", "test"):
                 ids = np.load(self.cache_path / f"{split}.npy")
                 if split == "train" and self.max_tokens is not None:
                     ids = ids[: self.max_tokens]
@@ -210,3 +217,6 @@ class IMDBLMDataModule(LightningDataModule):
 
     def val_dataloader(self) -> DataLoader:
         return self._loader("val", self.eval_batch_size, drop_last=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", self.eval_batch_size, drop_last=False)
