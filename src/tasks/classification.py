@@ -10,11 +10,12 @@ from torch import nn
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassAUROC, MulticlassF1Score
 
+from src.tasks.checkpointing import SelfContained
 from src.tasks.epoch_log import EpochMetrics, log_loss, update_metrics
 from src.tasks.optim import configure
 
 
-class ClassificationTask(EpochMetrics, LightningModule):
+class ClassificationTask(SelfContained, EpochMetrics, LightningModule):
     """Trains any ``net(tokens, lengths) -> logits`` on batches ``{tokens, lengths, labels}``.
 
     Args:
@@ -38,6 +39,7 @@ class ClassificationTask(EpochMetrics, LightningModule):
         super().__init__()
         self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"])
         self.net, self.optimizer, self.scheduler = net, optimizer, scheduler
+        self.keep_net_spec(net)
         metrics = MetricCollection(
             {
                 "acc": MulticlassAccuracy(num_classes, average="micro"),
