@@ -40,7 +40,7 @@ class Loaded:
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
-    """``torch.load(path, weights_only=True)`` on the CPU, every failure a :class:`CheckpointError`."""
+    """``torch.load(path, weights_only=True)`` on the CPU; failures are a CheckpointError."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} not found; check --ckpt_path")
@@ -76,7 +76,9 @@ def _import(path: str, package: str, base: type, what: str) -> type:
     try:
         cls = getattr(importlib.import_module(module), name)
     except (ImportError, AttributeError):
-        raise CheckpointError(f"the checkpoint's {what} {path!r} does not exist in this version")
+        raise CheckpointError(
+            f"the checkpoint's {what} {path!r} does not exist in this version"
+        ) from None
     if not (isinstance(cls, type) and issubclass(cls, base)):
         raise CheckpointError(f"the checkpoint's {what} {path!r} is not a {base.__name__}")
     return cls
