@@ -11,7 +11,7 @@ import torch
 from tokenizers import Tokenizer
 from torch import nn
 
-from src.checkpoint import load_checkpoint
+from src.checkpoints.restore import restore
 from src.export import export_program
 from src.export.__main__ import export, main
 from src.export.graphs import ClassifierGraph, exportable
@@ -35,7 +35,7 @@ def _reviews(n: int, vocab: int, longest: int, seed: int) -> tuple[torch.Tensor,
 
 def test_onnx_classifier_matches_pytorch_and_int8_keeps_its_labels(tiny_checkpoint, tmp_path):
     ckpt, dm = tiny_checkpoint("imdb_bilstm")
-    loaded = load_checkpoint(ckpt)
+    loaded = restore(ckpt)
     with torch.no_grad():  # a two-step model sits at p = 0.5: spread its logits out
         loaded.task.net.head[-1].weight.mul_(30.0)
     float_path = export_onnx(
@@ -76,7 +76,7 @@ def test_onnx_classifier_matches_pytorch_and_int8_keeps_its_labels(tiny_checkpoi
 def test_onnx_forecaster_matches_pytorch_on_its_test_windows(tiny_checkpoint, tmp_path):
     ckpt, dm = tiny_checkpoint("multivariate_lstm")
     path, _ = export(str(ckpt), "onnx", str(tmp_path / "forecaster.onnx"))
-    task = load_checkpoint(ckpt).task
+    task = restore(ckpt).task
     windows = torch.stack([dm.datasets["test"][i]["x"] for i in range(len(dm.datasets["test"]))])
     raw = windows * torch.tensor(dm.std, dtype=torch.float32) + torch.tensor(dm.mean).float()
     got = _session(path).run(None, {"values": raw.numpy()})[0]  # the graph scales by itself

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import torch
 
-from src.checkpoint import load_checkpoint
+from src.checkpoints.restore import restore
 from src.predict.__main__ import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,7 +42,7 @@ def test_classifier_predicts_file_and_stdin_as_the_model_does(
     (tmp_path / "in.txt").write_text("\n".join(reviews) + "\n")
     rows = predict(capsys, monkeypatch, "--ckpt_path", ckpt, "--input", tmp_path / "in.txt")
     assert [set(r) for r in rows] == [{"label", "prob_negative", "prob_positive"}] * 4
-    task = load_checkpoint(ckpt).task
+    task = restore(ckpt).task
     batch = dm.encode_texts(reviews)  # the training datamodule's encoding, one padded batch
     with torch.no_grad():
         probs = task(batch["tokens"], batch["lengths"]).softmax(-1)
@@ -79,7 +79,7 @@ def test_forecaster_forecasts_after_the_series_end_in_its_units(
     start = int(dm.window_starts["test"][3])
     _raw_window_csv(dm, tmp_path / "s.csv", start, dates=True)
     rows = predict(capsys, monkeypatch, "--ckpt_path", ckpt, "--input", tmp_path / "s.csv")
-    task = load_checkpoint(ckpt).task
+    task = restore(ckpt).task
     x = dm.data[start : start + dm.input_len][None]  # the same window from the training data
     with torch.no_grad():
         expected = task.inverse_transform(task(x))[0, :, 0]
@@ -118,7 +118,7 @@ def test_tagger_translator_anomaly_and_language_model_predict_without_data(
     values = dm.data[a:b].numpy() * dm.std + dm.mean
     pd.DataFrame({"value": values[:, 0]}).to_csv(tmp_path / "a.csv", index=False)
     rows = predict(capsys, monkeypatch, "--ckpt_path", ckpt, "--input", tmp_path / "a.csv")
-    threshold = float(load_checkpoint(ckpt).task.threshold)
+    threshold = float(restore(ckpt).task.threshold)
     assert [r["step"] for r in rows] == list(range(b - a))
     assert all(r["anomaly"] == (r["score"] > threshold) for r in rows)
 
@@ -155,9 +155,9 @@ def test_every_bad_input_is_a_one_line_error(tiny_checkpoint, tmp_path, capsys, 
     assert "lacks column(s)" in fails(capsys, "--ckpt_path", series, "--input", tmp_path / "x")
     (tmp_path / "notes.ckpt").write_text("not a model")
     err = fails(capsys, "--ckpt_path", tmp_path / "notes.ckpt")
-    assert "is not a checkpoint" in err
+    assert "is truncated, damaged or not a checkpoint" in err
     (tmp_path / "cut.ckpt").write_bytes(imdb.read_bytes()[:5000])
-    assert "truncated or corrupted" in fails(capsys, "--ckpt_path", tmp_path / "cut.ckpt")
+    assert "damaged" in fails(capsys, "--ckpt_path", tmp_path / "cut.ckpt")
 
 
 def test_command_line_error_exits_2_without_a_traceback(tiny_checkpoint):

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from src.checkpoint import CheckpointError, Loaded
+from src.checkpoints.restore import CheckpointError, Loaded
 from src.export.graphs import ClassifierGraph, ForecasterGraph
 from src.tasks.checkpointing import class_path
 from src.tasks.classification import ClassificationTask

@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from src.checkpoint import load_checkpoint
+from src.checkpoints.restore import restore
+from src.errors import SeqLabError
 from src.export import export_program, graph_for, metadata
 from src.export.onnx import export_onnx, quantize_int8
 from src.runtime import apply_cpu_settings
@@ -39,15 +40,15 @@ def _check(graph, path: Path, fmt: str) -> float:
     else:
         import onnxruntime as ort
 
-        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        runtime = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         feeds = {name: x.numpy() for name, x in zip(graph.input_names, inputs, strict=True)}
-        got = session.run(None, feeds)[0]
+        got = runtime.run(None, feeds)[0]
     return float(np.abs(got - expected).max())
 
 
 def export(ckpt_path: str, fmt: str, output: str | None = None) -> tuple[Path, float]:
     """Export ``ckpt_path`` as ``fmt``; returns the file and its check's max abs difference."""
-    loaded = load_checkpoint(ckpt_path)
+    loaded = restore(ckpt_path)
     graph = graph_for(loaded)
     path = Path(output) if output else loaded.path.with_suffix(SUFFIXES[fmt])
     extra = metadata(loaded)
@@ -72,7 +73,7 @@ def main(argv: list[str] | None = None) -> Path:
     logging.getLogger().setLevel(logging.ERROR)  # the quantizer's advice to pre-process
     try:
         path, diff = export(args.ckpt_path, args.format, args.output)
-    except (ValueError, FileNotFoundError) as e:
+    except (SeqLabError, ValueError, FileNotFoundError) as e:
         print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
         sys.exit(2)
     size = path.stat().st_size / 2**20

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from src.checkpoint import CheckpointError, Loaded
+from src.checkpoints.restore import CheckpointError, Loaded
 from src.predict.anomaly import AnomalyScorer
 from src.predict.base import Predictor
 from src.predict.classification import TextClassifier

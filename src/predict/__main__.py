@@ -13,7 +13,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from src.checkpoint import load_checkpoint
+from src.checkpoints.restore import restore
+from src.errors import SeqLabError
 from src.predict import predictor_for
 from src.predict.io import write_rows
 from src.runtime import apply_cpu_settings
@@ -46,9 +47,13 @@ def main(argv: list[str] | None = None) -> int:
     options |= {k: getattr(args, k) for k in ("temperature", "top_k", "seed")}
     apply_cpu_settings()
     try:
-        predictor = predictor_for(load_checkpoint(args.ckpt_path), args.batch_size, **options)
+        predictor = predictor_for(restore(args.ckpt_path), args.batch_size, **options)
         return write_rows(predictor.predict(args.input, args.input_format), args.output, fmt)
-    except (ValueError, FileNotFoundError) as e:  # bad input or checkpoint: one line, no trace
+    except (
+        SeqLabError,
+        ValueError,
+        FileNotFoundError,
+    ) as e:  # bad input or checkpoint: one line, no trace
         print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
         sys.exit(2)
 

@@ -1,5 +1,5 @@
-"""What a task adds to its checkpoints so that :mod:`src.checkpoint` can rebuild it from the file
-alone: the task's class path and its network's class path and constructor arguments."""
+"""What a task adds to its checkpoints so that :mod:`src.checkpoints.restore` can rebuild it from
+the file alone: the task's class path and its network's class path and constructor arguments."""
 
 from __future__ import annotations
 

@@ -208,6 +208,7 @@ class ForecastingTask(SelfContained, LightningModule):
         self.carried_state = None
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
+        super().on_save_checkpoint(checkpoint)  # the class paths, for src.checkpoints.restore
         if self.carried_state is not None:  # stateful, mid-epoch: the next batch continues it
             checkpoint["carried_state"] = self.carried_state
 

@@ -114,7 +114,7 @@ class LanguageModelTask(SelfContained, LightningModule):
         self._log_epoch("test")
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        super().on_save_checkpoint(checkpoint)  # the class paths, for src.checkpoint
+        super().on_save_checkpoint(checkpoint)  # the class paths, for src.checkpoints.restore
         if hasattr(self.net, "config"):  # lets src.generate rebuild the network without data
             checkpoint["net_config"] = dict(self.net.config)
         if self.states.get("train") is not None:  # mid-epoch: the next batch continues it

@@ -1,8 +1,9 @@
 """A checkpoint written by ``fit``, rebuilt from the file alone (no data, no config): the task with
 its network, and the datamodule with its preprocessing state (tokenizer, scaler, ...) restored.
 
-``python -m src.checkpoint upgrade --config <run config.yaml> --ckpt_path old.ckpt`` adds that
-state to a checkpoint written before checkpoints carried it (the data must be at hand once).
+``python -m src.checkpoints.restore upgrade --config <run config.yaml> --ckpt_path old.ckpt``
+adds that state to a checkpoint written before checkpoints carried it (the data must be at hand
+once).
 """
 
 from __future__ import annotations
@@ -10,8 +11,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import inspect
-import os
-import pickle
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,12 +20,13 @@ import torch
 from lightning import LightningDataModule, LightningModule
 from torch import nn
 
+from src.checkpoints.checksum import CHECKSUM_KEY
+from src.checkpoints.files import load_checkpoint, load_error, save_atomic
+from src.errors import SeqLabError
 from src.tasks.checkpointing import FORMAT, seqlab_entry
 
-_ZIP_MAGIC = b"PK\x03\x04"  # torch.save writes a zip archive
 
-
-class CheckpointError(ValueError):
+class CheckpointError(SeqLabError, ValueError):
     """A checkpoint that cannot be used; the message is one line naming the problem and the fix."""
 
 
@@ -40,29 +40,9 @@ class Loaded:
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
-    """``torch.load(path, weights_only=True)`` on the CPU; failures are a CheckpointError."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} not found; check --ckpt_path")
-    with path.open("rb") as f:
-        if f.read(4) != _ZIP_MAGIC:
-            raise CheckpointError(f"{path} is not a checkpoint (not a file written by torch.save)")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CheckpointError(
-            f"{path} holds objects a safe load refuses ({first}); seqlab checkpoints hold only "
-            "tensors and plain data"
-        ) from None
-    except (RuntimeError, EOFError, OSError, ValueError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CheckpointError(
-            f"{path} is truncated or corrupted ({first}); copy it again"
-        ) from None
-    if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
-        raise CheckpointError(f"{path} is not a Lightning checkpoint (no state_dict)")
-    return ckpt
+    """The checkpoint's tensors and plain values, its checksums checked
+    (:func:`src.checkpoints.load_checkpoint`); every failure is one line."""
+    return load_checkpoint(path, map_location="cpu")
 
 
 def _import(path: str, package: str, base: type, what: str) -> type:
@@ -92,12 +72,12 @@ def _arguments(cls: type, values: dict[str, Any]) -> dict[str, Any]:
 
 def _upgrade_hint(path: Path) -> str:
     return (
-        f"add it with python -m src.checkpoint upgrade --config <the run's config.yaml> "
+        f"add it with python -m src.checkpoints.restore upgrade --config <the run's config.yaml> "
         f"--ckpt_path {path}"
     )
 
 
-def load_checkpoint(path: str | Path) -> Loaded:
+def restore(path: str | Path) -> Loaded:
     """Rebuild the task, its network and its datamodule from ``path``; see the module doc."""
     path = Path(path)
     ckpt = read_checkpoint(path)
@@ -141,7 +121,10 @@ def upgrade(config: str | Path, ckpt_path: str | Path, output: str | Path) -> Pa
 
     from src.cli import main
 
-    ckpt = read_checkpoint(ckpt_path)
+    try:  # an older file may carry no checksum yet: read it as tensors and plain values only
+        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise CheckpointError(f"{ckpt_path} cannot be read safely ({load_error(e)})") from None
     cfg = yaml.safe_load(Path(config).read_text())
     cfg.pop("ckpt_path", None)  # a fit run's config.yaml carries the subcommand's own argument
     cfg.setdefault("trainer", {})["logger"] = False
@@ -157,14 +140,12 @@ def upgrade(config: str | Path, ckpt_path: str | Path, output: str | Path) -> Pa
     if state:
         ckpt[type(cli.datamodule).__qualname__] = state
     output = Path(output)
-    tmp = output.with_name(f".{output.name}.{os.getpid()}.tmp")
-    torch.save(ckpt, tmp)
-    os.replace(tmp, output)
+    save_atomic({k: v for k, v in ckpt.items() if k != CHECKSUM_KEY}, output)
     return output
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m src.checkpoint", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m src.checkpoints.restore", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("upgrade", help="add the network spec and preprocessing state")
     up.add_argument("--config", required=True, help="the run's config.yaml or experiment YAML")
@@ -175,8 +156,9 @@ def main(argv: list[str] | None = None) -> None:
     output = args.output or src.with_name(f"{src.stem}-upgraded.ckpt")
     try:
         print(upgrade(args.config, src, output))
-    except (CheckpointError, FileNotFoundError) as e:
-        sys.exit(f"error: {e}")
+    except (SeqLabError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == "__main__":
