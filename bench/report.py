@@ -1,5 +1,6 @@
 """Headline figures under fixed keys (``summary.json``) and the Markdown table of the report."""
 
+from bench.report_deploy import deploy_rows, deploy_summary
 from bench.report_gpu import gpu_rows, gpu_steps_table, gpu_summary
 
 
@@ -59,6 +60,7 @@ def summary(results: dict, machine: dict) -> dict:
         "inference_p99_ms": _get(results, "inference", "single_review", "p99_ms"),
         "inference_reviews_per_s": _get(results, "inference", "batched", "reviews_per_s"),
         **gpu_summary(results.get("gpu", {})),
+        **deploy_summary(results.get("deploy", {})),
     }
 
 
@@ -151,6 +153,7 @@ def markdown(head: dict, results: dict) -> str:
         for name, r in results.items()
         if "peak_rss_mb" in r and "skipped" not in r
     )
+    rows += deploy_rows(h)
     rows.append(("Peak memory (RSS) of each benchmark's process", memory or "n/a"))
     rows += gpu_rows(h)
     m = h["machine"]

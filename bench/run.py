@@ -1,6 +1,7 @@
 """Runs every benchmark; writes ``bench/results/<name>.json``, ``summary.json``, ``summary.md``.
 
-python -m bench.run [--quick] [--data-dir data/imdb] [--only rnn,overhead,data,cells,inference,gpu]
+python -m bench.run [--quick] [--data-dir data/imdb] [--imdb-ckpt <checkpoint>]
+    [--only rnn,overhead,data,cells,inference,deploy,gpu]
 
 A full run (every benchmark, full sizes) also rewrites the marked table of docs/performance.md
 (``--docs ''`` leaves it alone); quick and partial runs never touch it.
@@ -16,17 +17,25 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from bench import bench_cells, bench_data, bench_gpu, bench_inference, bench_overhead, bench_rnn
+from bench import (
+    bench_cells,
+    bench_data,
+    bench_deploy,
+    bench_gpu,
+    bench_inference,
+    bench_overhead,
+    bench_rnn,
+)
 from bench.common import machine, peak_rss_mb
 from bench.docs_block import DOC, check, rewrite
 from bench.report import markdown, summary
 from src.runtime import apply_cpu_settings
 
 RESULTS = Path(__file__).parent / "results"
-BENCHMARKS = ("rnn", "overhead", "data", "cells", "inference", "gpu")
+BENCHMARKS = ("rnn", "overhead", "data", "cells", "inference", "deploy", "gpu")
 
 
-def _run_one(name: str, quick: bool, data_dir: str) -> dict:
+def _run_one(name: str, quick: bool, data_dir: str, ckpt: str | None) -> dict:
     apply_cpu_settings()  # as the CLI does
     runners = {
         "rnn": lambda: bench_rnn.run(quick),
@@ -34,6 +43,8 @@ def _run_one(name: str, quick: bool, data_dir: str) -> dict:
         "data": lambda: bench_data.run(data_dir, quick),
         "cells": lambda: bench_cells.run(quick),
         "inference": lambda: bench_inference.run(quick),
+        # quick: an untrained small model; else the trained checkpoint when there is one
+        "deploy": lambda: bench_deploy.run(quick, None if quick else ckpt, data_dir),
         "gpu": lambda: bench_gpu.run(quick, data_dir),  # "skipped" without CUDA
     }
     result = runners[name]()
@@ -45,6 +56,10 @@ def main() -> None:
     cli = argparse.ArgumentParser(description=__doc__)
     cli.add_argument("--quick", action="store_true", help="smoke sizes (under 3 minutes)")
     cli.add_argument("--data-dir", default="data/imdb", help="IMDB copy for the data benchmark")
+    cli.add_argument(
+        "--imdb-ckpt",
+        help="trained IMDB classifier for the deploy benchmark (else an untrained one, same shape)",
+    )
     cli.add_argument("--only", default=",".join(BENCHMARKS), help="comma-separated subset")
     cli.add_argument("--out", default=str(RESULTS), help="report directory")
     cli.add_argument("--docs", default=str(DOC), help="doc whose bench block a full run rewrites")
@@ -73,7 +88,8 @@ def main() -> None:
             results[name] = {"skipped": f"no IMDB copy at {args.data_dir} (--data-dir)"}
         else:
             with ProcessPoolExecutor(1, mp_context=context) as pool:
-                results[name] = pool.submit(_run_one, name, args.quick, args.data_dir).result()
+                job = pool.submit(_run_one, name, args.quick, args.data_dir, args.imdb_ckpt)
+                results[name] = job.result()
         results[name]["bench_wall_s"] = time.perf_counter() - start
         (out / f"{name}{suffix}.json").write_text(json.dumps(results[name], indent=2))
         print(f"{name}: {results[name]['bench_wall_s']:.1f} s", flush=True)

@@ -23,6 +23,9 @@ KEYS = {
     "inference_p50_ms",
     "cells_gru_compiled_vs_nn_gru",
     "lightning_overhead_outside_compute_pct",
+    "deploy_int8_size_ratio",
+    "deploy_int8_p50_speedup_vs_torch",
+    "deploy_onnx_max_abs_diff_vs_torch",
 }
 
 
@@ -57,7 +60,9 @@ def test_bench_quick_writes_json_and_markdown(tmp_path):
     assert 0 < low <= summary["bilstm_train_peak_fraction"] <= high
     overhead = json.loads((tmp_path / "overhead-quick.json").read_text())["imdb_bilstm_step"]
     assert 0 < overhead["compute_share_plain"] <= 1  # the arithmetic clocks ran inside the steps
-    for name in ("rnn", "overhead", "data", "cells", "inference"):
+    assert summary["deploy_onnx_max_abs_diff_vs_torch"] < 1e-5  # the exported graph is exact
+    assert summary["deploy_int8_size_ratio"] > 1 and summary["deploy_int8_label_agreement"] > 0.8
+    for name in ("rnn", "overhead", "data", "cells", "inference", "deploy"):
         report = json.loads((tmp_path / f"{name}-quick.json").read_text())
         assert report["peak_rss_mb"] > 0  # measured in the benchmark's own process
     assert "| figure | value |" in (tmp_path / "summary-quick.md").read_text()

@@ -13,11 +13,12 @@ from matplotlib.figure import Figure  # no pyplot state: rendered by TensorBoard
 from torch import Tensor, nn
 
 from src.tasks import anomaly_eval as ev
+from src.tasks.checkpointing import SelfContained
 from src.tasks.epoch_log import log_loss
 from src.tasks.optim import configure
 
 
-class AnomalyTask(LightningModule):
+class AnomalyTask(SelfContained, LightningModule):
     """Trains a window autoencoder on batches ``{x (N, W, C), labels (N, W), start (N,)}``.
 
     Score: the reconstruction error per step ``(N, W)``, averaged over channels, then at the end
@@ -73,6 +74,7 @@ class AnomalyTask(LightningModule):
         self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"])
         self.hparams.zscore_windows = zscore_windows
         self.net, self.optimizer, self.scheduler = net, optimizer, scheduler
+        self.keep_net_spec(net)
         for name in ("threshold", "zscore_threshold", "zscore_window"):  # set at validation end
             self.register_buffer(name, torch.tensor(math.nan))
         self._windows: dict[str, list[dict[str, Tensor]]] = {"val": [], "test": []}

@@ -15,13 +15,14 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassAUROC, Mul
 from src.errors import SeqLabError
 from src.models.pretrained import PARTS, Part, load_language_model
 from src.run_dirs import last_checkpoint
+from src.tasks.checkpointing import SelfContained
 from src.tasks.epoch_log import EpochMetrics, log_loss, update_metrics
 from src.tasks.optim import configure, discriminative_groups
 
 log = logging.getLogger(__name__)
 
 
-class ClassificationTask(EpochMetrics, LightningModule):
+class ClassificationTask(SelfContained, EpochMetrics, LightningModule):
     """Trains any ``net(tokens, lengths) -> logits`` on batches ``{tokens, lengths, labels}``.
 
     Args:
@@ -57,6 +58,7 @@ class ClassificationTask(EpochMetrics, LightningModule):
         super().__init__()
         self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"])
         self.net, self.optimizer, self.scheduler = net, optimizer, scheduler
+        self.keep_net_spec(net)
         metrics = MetricCollection(
             {
                 "acc": MulticlassAccuracy(num_classes, average="micro"),

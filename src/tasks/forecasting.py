@@ -12,6 +12,7 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 
 from src.models.recursive import recursive_error, recursive_forecast
+from src.tasks.checkpointing import SelfContained
 from src.tasks.epoch_log import flush_metrics, log_loss, update_metrics
 from src.tasks.forecast_metrics import ForecastMetrics
 from src.tasks.optim import configure
@@ -28,7 +29,7 @@ def _detach(state: Tensor | tuple[Tensor, ...]) -> Tensor | tuple[Tensor, ...]:
     return tuple(s.detach() for s in state) if isinstance(state, tuple) else state.detach()
 
 
-class ForecastingTask(LightningModule):
+class ForecastingTask(SelfContained, LightningModule):
     """Trains a forecaster on batches ``{x, y, last[, seasonal]}`` (scaled values).
 
     The loss is the MSE (or MAE) on scaled targets; every reported error (``val/mse``, ``val/mae``,
@@ -102,6 +103,7 @@ class ForecastingTask(LightningModule):
             raise ValueError("quantiles work with direct forecasting only; drop recursive/stateful")
         self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"])
         self.net, self.optimizer, self.scheduler = net, optimizer, scheduler
+        self.keep_net_spec(net)
         self.register_buffer("mean", torch.tensor(target_mean or [0.0]))
         self.register_buffer("std", torch.tensor(target_std or [1.0]))
         self.train_metrics = ForecastMetrics()
@@ -206,6 +208,7 @@ class ForecastingTask(LightningModule):
         self.carried_state = None
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
+        super().on_save_checkpoint(checkpoint)  # the class paths, for src.checkpoints.restore
         if self.carried_state is not None:  # stateful, mid-epoch: the next batch continues it
             checkpoint["carried_state"] = self.carried_state
 

@@ -12,6 +12,7 @@ from torch import Tensor, nn
 from torchmetrics import MeanMetric
 
 from src.data.chars.source import CharVocab
+from src.tasks.checkpointing import SelfContained
 from src.tasks.epoch_log import log_train_step
 from src.tasks.optim import configure
 
@@ -22,7 +23,7 @@ def _detach(state: State) -> State:
     return tuple(s.detach() for s in state) if isinstance(state, tuple) else state.detach()
 
 
-class LanguageModelTask(LightningModule):
+class LanguageModelTask(SelfContained, LightningModule):
     """Trains ``net(x, state) -> (logits, state)`` on batches ``{x (N, L), y (N, L)}`` of ids.
 
     Truncated BPTT (Lightning 2 has no ``truncated_bptt_steps``): with ``stateful`` the final
@@ -67,6 +68,7 @@ class LanguageModelTask(LightningModule):
             raise ValueError(f"vocab has {len(vocab)} characters but the net's vocab_size={size}")
         self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"])
         self.net, self.optimizer, self.scheduler = net, optimizer, scheduler
+        self.keep_net_spec(net)
         self.val_nats, self.test_nats = MeanMetric(), MeanMetric()  # per-character cross-entropy
         self.states: dict[str, State | None] = {}  # the detached state carried to the next batch
 
@@ -125,6 +127,7 @@ class LanguageModelTask(LightningModule):
         self._log_epoch("test")
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
+        super().on_save_checkpoint(checkpoint)  # the class paths, for src.checkpoints.restore
         if hasattr(self.net, "config"):  # lets src.generate rebuild the network without data
             checkpoint["net_config"] = dict(self.net.config)
         tokenizer = getattr(getattr(self._trainer, "datamodule", None), "tokenizer", None)

@@ -12,6 +12,7 @@ from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
 from src.data.conllu.source import IGNORE_INDEX
+from src.tasks.checkpointing import SelfContained
 from src.tasks.epoch_log import EpochMetrics, log_loss, update_metrics
 from src.tasks.optim import configure
 
@@ -22,7 +23,7 @@ def _padding(lengths: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
     return steps[None, :] >= lengths.to(logits.device)[:, None]
 
 
-class TaggingTask(EpochMetrics, LightningModule):
+class TaggingTask(SelfContained, EpochMetrics, LightningModule):
     """Trains any ``net(words, chars, lengths) -> (N, L, T)`` on ``{words, chars, lengths, tags}``.
 
     Steps past each sentence's length (padding) count in neither the loss nor the metrics. Logged:
@@ -54,6 +55,7 @@ class TaggingTask(EpochMetrics, LightningModule):
             raise ValueError(f"{len(tag_names)} tag_names for num_tags={num_tags}")
         self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"])
         self.net, self.optimizer, self.scheduler = net, optimizer, scheduler
+        self.keep_net_spec(net)
         self.tag_names = tag_names or [str(i) for i in range(num_tags)]
         common = {"num_classes": num_tags, "ignore_index": IGNORE_INDEX}
         metrics = MetricCollection(

@@ -13,11 +13,12 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from src.models.beam_search import beam_search
+from src.tasks.checkpointing import SelfContained
 from src.tasks.epoch_log import log_loss
 from src.tasks.optim import configure
 
 
-class Seq2SeqTask(LightningModule):
+class Seq2SeqTask(SelfContained, LightningModule):
     """Trains a :class:`~src.models.seq2seq.Seq2Seq` on ``{src, src_lengths, tgt, index}``.
 
     Validation decodes greedily with ``val_beam_size=1`` (cheap), test and predict with
@@ -66,6 +67,7 @@ class Seq2SeqTask(LightningModule):
             raise ValueError("beam_size and val_beam_size must be at least 1")
         self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"])
         self.net, self.optimizer, self.scheduler = net, optimizer, scheduler
+        self.keep_net_spec(net)
         self._outputs: dict[str, tuple[list[str], list[str]]] = {}
 
     def forward(self, src: torch.Tensor, src_lengths: torch.Tensor, beam_size: int = 1):

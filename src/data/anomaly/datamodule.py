@@ -191,6 +191,23 @@ class AnomalyDataModule(L.LightningDataModule):
         """Absolute start index of every window, per segment."""
         return self._get("window_starts")
 
+    def state_dict(self) -> dict[str, list]:
+        """What scoring new series needs without the data: each channel's train-fitted mean
+        and std."""
+        self._get("data")
+        return {"mean": self.mean.tolist(), "std": self.std.tolist()}
+
+    def restore_state(self, state: dict[str, list]) -> None:
+        """Restore the scaler of a checkpoint."""
+        self.mean, self.std = np.asarray(state["mean"]), np.asarray(state["std"])
+
+    @property
+    def column_names(self) -> list[str]:
+        """Channel names: ``value``, then ``covariate_1`` ... (multivariate series)."""
+        if not hasattr(self, "mean"):
+            self._get("data")
+        return ["value"] + [f"covariate_{i}" for i in range(1, len(self.mean))]
+
     @property
     def input_size(self) -> int:
         """Channels ``C`` of ``x`` (linked to the network's ``input_size``)."""

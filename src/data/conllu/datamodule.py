@@ -6,6 +6,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import torch
 from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader
 
@@ -159,6 +160,15 @@ class UDPOSDataModule(LightningDataModule):
             self._vocab = self._open_cache().read_json("vocab.json")
         return self._vocab
 
+    def encode_sentences(self, sentences: list[list[str]]) -> dict[str, torch.Tensor]:
+        """Word lists -> ``{"words", "chars", "lengths", "tags"}`` encoded as the training data
+        (placeholder tags, to be ignored)."""
+        filler = self.vocabularies["tags"][0]
+        pairs = [(words, [filler] * len(words)) for words in sentences]
+        arrays = encode(pairs, self.vocabularies, self.lowercase, self.max_word_len)
+        dataset = TaggedDataset(arrays)
+        return tag_collate([dataset[i] for i in range(len(dataset))])
+
     @property
     def vocabulary_fingerprint(self) -> dict[str, Any]:
         """Sizes, hash and settings of the vocabularies (see :mod:`src.data.vocab_check`)."""
@@ -166,8 +176,13 @@ class UDPOSDataModule(LightningDataModule):
         return fingerprint(vocab, {**self._settings(), "data": short_hash(self._digest)})
 
     def state_dict(self) -> dict[str, Any]:
-        """What checkpoints carry of the data: the vocabularies' fingerprint."""
-        return {"vocabulary": self.vocabulary_fingerprint}
+        """What checkpoints carry of the data: the vocabularies' fingerprint, and the
+        vocabularies themselves, which tagging new sentences needs (:meth:`restore_state`)."""
+        return {"vocabulary": self.vocabulary_fingerprint, "vocab": self.vocabularies}
+
+    def restore_state(self, state: dict[str, Any]) -> None:
+        """Take the vocabularies from a checkpoint's state: no data is read afterwards."""
+        self._vocab = {k: list(v) for k, v in state["vocab"].items()}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Refuse a checkpoint whose model was trained with other vocabularies."""

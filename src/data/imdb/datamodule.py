@@ -64,6 +64,7 @@ class IMDBDataModule(LightningDataModule):
     """
 
     num_classes = 2
+    label_names = ("negative", "positive")
     pad_id = PAD_ID
 
     def __init__(
@@ -161,8 +162,15 @@ class IMDBDataModule(LightningDataModule):
         return fingerprint({"tokens": tokens}, settings)
 
     def state_dict(self) -> dict[str, Any]:
-        """What checkpoints carry of the data: the vocabulary's fingerprint."""
-        return {"vocabulary": self.vocabulary_fingerprint}
+        """What checkpoints carry of the data: the vocabulary's fingerprint, and what
+        ``encode_texts`` needs without the data (:meth:`restore_state`): the tokenizer's own JSON
+        and the label names."""
+        state = {"vocabulary": self.vocabulary_fingerprint, "tokenizer": self.tokenizer.to_str()}
+        return state | {"label_names": list(self.label_names)}
+
+    def restore_state(self, state: dict[str, Any]) -> None:
+        """Take the tokenizer from a checkpoint's state: ``encode_texts`` then reads no file."""
+        self._tokenizer = Tokenizer.from_str(state["tokenizer"])
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Refuse a checkpoint whose model was trained with another vocabulary."""

@@ -172,6 +172,13 @@ class ParallelTextDataModule(LightningDataModule):
             )
         return self._tokenizers
 
+    def encode_sources(self, texts: list[str]) -> dict[str, torch.Tensor]:
+        """Source sentences -> ``{"src" (N, S), "src_lengths" (N,), ...}`` as in training."""
+        encodings = self.tokenizers[0].encode_batch(list(texts))
+        return pair_collate(
+            [{"src": e.ids, "tgt": [], "index": i} for i, e in enumerate(encodings)]
+        )
+
     @property
     def vocabulary_fingerprint(self) -> dict[str, Any]:
         """Sizes, hash and settings of both vocabularies (see :mod:`src.data.vocab_check`)."""
@@ -181,8 +188,19 @@ class ParallelTextDataModule(LightningDataModule):
         return fingerprint({"src": src, "tgt": tgt}, settings)
 
     def state_dict(self) -> dict[str, Any]:
-        """What checkpoints carry of the data: the vocabularies' fingerprint."""
-        return {"vocabulary": self.vocabulary_fingerprint}
+        """What checkpoints carry of the data: the vocabularies' fingerprint, and both
+        tokenizers' JSON, which translating new sentences needs (:meth:`restore_state`)."""
+        src, tgt = (tok.to_str() for tok in self.tokenizers)
+        return {
+            "vocabulary": self.vocabulary_fingerprint,
+            "src_tokenizer": src,
+            "tgt_tokenizer": tgt,
+        }
+
+    def restore_state(self, state: dict[str, Any]) -> None:
+        """Take both tokenizers from a checkpoint's state: no data is read afterwards."""
+        sides = ("src_tokenizer", "tgt_tokenizer")
+        self._tokenizers = tuple(Tokenizer.from_str(state[side]) for side in sides)
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Refuse a checkpoint whose model was trained with other vocabularies."""

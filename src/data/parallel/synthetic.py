@@ -83,6 +83,20 @@ class SyntheticSeqDataModule(LightningDataModule):
             tgt = [s[::-1] if self.task == "reverse" else np.sort(s) for s in src]
             self.datasets[split] = PairDataset.from_lists(src, tgt)
 
+    def encode_sources(self, texts: list[str]) -> dict[str, torch.Tensor]:
+        """Space-separated symbol numbers (``"3 0 5"``) -> a source batch, as in training."""
+        rows = []
+        for i, text in enumerate(texts):
+            words = text.split()
+            bad = [w for w in words if not (w.isdigit() and int(w) < self.num_symbols)]
+            if bad:
+                raise ValueError(
+                    f"row {i + 1}: {bad[0]!r} is not a symbol; write numbers "
+                    f"0..{self.num_symbols - 1} separated by spaces"
+                )
+            rows.append({"src": [int(w) + len(SPECIALS) for w in words], "tgt": [], "index": i})
+        return pair_collate(rows)
+
     def decode_target(self, ids: torch.Tensor) -> list[str]:
         """Text of ``(N, T)`` target ids, cut at the first ``<eos>``."""
         rows = []

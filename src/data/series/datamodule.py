@@ -168,6 +168,22 @@ class TimeSeriesDataModule(L.LightningDataModule):
         if self._data is None:
             self._build()
 
+    def _ensure_scaler(self) -> None:
+        """The scaler and column names: restored from a checkpoint, else built from the data."""
+        if self._data is None and not self._columns:
+            self._build()
+
+    def state_dict(self) -> dict[str, list]:
+        """What forecasting new series needs without the data: every channel's train-fitted
+        mean and std, and the column names (targets first)."""
+        self._ensure_scaler()
+        return {"mean": self.mean.tolist(), "std": self.std.tolist(), "columns": self._columns}
+
+    def restore_state(self, state: dict[str, list]) -> None:
+        """Restore the scaler and column names of a checkpoint."""
+        self.mean, self.std = np.asarray(state["mean"]), np.asarray(state["std"])
+        self._columns = list(state["columns"])
+
     @property
     def data(self) -> Tensor:
         """The whole scaled series, ``(T_total, C)``, generated or loaded on first access."""
@@ -189,7 +205,7 @@ class TimeSeriesDataModule(L.LightningDataModule):
     @property
     def column_names(self) -> list[str]:
         """Names of the channels of ``x``, targets first."""
-        self._ensure()
+        self._ensure_scaler()
         return self._columns
 
     @property
@@ -204,7 +220,7 @@ class TimeSeriesDataModule(L.LightningDataModule):
     @property
     def input_size(self) -> int:
         """Channels in ``x`` (targets + features)."""
-        return self.data.shape[1]
+        return len(self.column_names)
 
     @property
     def n_targets(self) -> int:
@@ -214,13 +230,13 @@ class TimeSeriesDataModule(L.LightningDataModule):
     @property
     def target_mean(self) -> list[float]:
         """Train-fitted mean of each target channel (zeros when ``scale=False``)."""
-        self._ensure()
+        self._ensure_scaler()
         return [float(m) for m in self.mean[: self.n_targets]]
 
     @property
     def target_std(self) -> list[float]:
         """Train-fitted std of each target channel (ones when ``scale=False``)."""
-        self._ensure()
+        self._ensure_scaler()
         return [float(s) for s in self.std[: self.n_targets]]
 
     def inverse_transform_target(self, y: Tensor) -> Tensor:

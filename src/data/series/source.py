@@ -190,6 +190,21 @@ def load_csv(
         )
     if len(frame) == 0:
         raise DataError(f"CSV file {str(path)!r} has a header but no rows")
+    return frame_values(frame, names, path.name), names
+
+
+def frame_values(frame: pd.DataFrame, names: Sequence[str], source: str) -> np.ndarray:
+    """The columns ``names`` of ``frame`` as a ``(T, C)`` float32 array, checked as for training.
+
+    Raises:
+        DataError: missing columns, no rows, non-numeric or NaN/infinite values (row numbers are
+            0-based data rows, the header excluded).
+    """
+    missing = [c for c in names if c not in frame.columns]
+    if missing:
+        raise DataError(f"columns {missing} not in {source}; available: {list(frame.columns)}")
+    if len(frame) == 0:
+        raise DataError(f"{source} has a header but no rows")
     columns = []
     for name in names:
         raw = frame[name]
@@ -199,20 +214,14 @@ def load_csv(
             example = raw[bad].iloc[0]
             raise DataError(
                 f"column {name} has {bad.sum()} non-numeric values at rows {_rows(bad)} "
-                f"(e.g. {example!r}); clean them before training"
+                f"(e.g. {example!r}); clean them first"
             )
         values = values.to_numpy(dtype=np.float64)
-        nan = np.isnan(values)
-        if nan.any():
-            raise DataError(
-                f"column {name} has {nan.sum()} NaN values at rows {_rows(nan)}; "
-                "fill or drop them before training"
-            )
-        inf = np.isinf(values)
-        if inf.any():
-            raise DataError(
-                f"column {name} has {inf.sum()} infinite values at rows {_rows(inf)}; "
-                "fill or drop them before training"
-            )
+        for kind, mask in (("NaN", np.isnan(values)), ("infinite", np.isinf(values))):
+            if mask.any():
+                raise DataError(
+                    f"column {name} has {mask.sum()} {kind} values at rows {_rows(mask)}; "
+                    "fill or drop them first"
+                )
         columns.append(values)
-    return np.stack(columns, axis=1).astype(np.float32), names
+    return np.stack(columns, axis=1).astype(np.float32)
