@@ -38,7 +38,7 @@ def test_classifier_predicts_file_and_stdin_as_the_model_does(
     tiny_checkpoint, tmp_path, capsys, monkeypatch
 ):
     ckpt, dm = tiny_checkpoint("imdb_bilstm")
-    reviews = ["A wonderful film.<br /><br />I loved it", "dull", "bad " * 500, "x"]
+    reviews = ["A wonderful film.<br /><br />I loved it", "dull", "bad " * 500, "x\x0cy\u2028z"]
     (tmp_path / "in.txt").write_text("\n".join(reviews) + "\n")
     rows = predict(capsys, monkeypatch, "--ckpt_path", ckpt, "--input", tmp_path / "in.txt")
     assert [set(r) for r in rows] == [{"label", "prob_negative", "prob_positive"}] * 4

@@ -73,7 +73,7 @@ def read_texts(path: str, fmt: InputFormat, what: str, column: str = "text") -> 
         texts = ["" if pd.isna(t) else str(t) for t in frame[column]]
         where = "row {} of column " + repr(column)
     else:
-        lines = read_raw(path).splitlines()
+        lines = _lines(read_raw(path))
         if fmt == "jsonl":
             texts = [_record_text(line, i, name, column) for i, line in enumerate(lines, 1)]
         else:
@@ -85,6 +85,16 @@ def read_texts(path: str, fmt: InputFormat, what: str, column: str = "text") -> 
         if not text.strip():
             raise ValueError(f"{name}: {where.format(i)} is empty; give one {what} per line")
     return texts
+
+
+def _lines(text: str) -> list[str]:
+    """Lines ended by ``\n`` (``\r\n`` too), the last one with or without it. Only these end a
+    line: reviews may hold form feeds or Unicode line separators, which ``str.splitlines`` would
+    take for line ends."""
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [line.removesuffix("\r") for line in lines]
 
 
 def _record_text(line: str, lineno: int, name: str, column: str) -> str:
