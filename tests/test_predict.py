@@ -96,6 +96,11 @@ def test_forecaster_forecasts_after_the_series_end_in_its_units(
     renamed = predict(capsys, monkeypatch, *args)
     assert [r["target"] for r in renamed] == [r["target"] for r in rows]
     assert "date" not in renamed[0]
+    # a one-step net forecast recursively; its record holds link values it does not take
+    ckpt, dm = tiny_checkpoint("sine_recursive")
+    _raw_window_csv(dm, tmp_path / "r.csv", int(dm.window_starts["test"][0]), dates=False)
+    rows = predict(capsys, monkeypatch, "--ckpt_path", ckpt, "--input", tmp_path / "r.csv")
+    assert [r["step"] for r in rows] == list(range(1, dm.output_len + 1))
 
 
 def test_tagger_translator_anomaly_and_language_model_predict_without_data(

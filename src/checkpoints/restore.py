@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import inspect
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
+from jsonargparse import ArgumentParser
 from lightning import LightningDataModule, LightningModule
 from torch import nn
 
@@ -65,9 +65,14 @@ def _import(path: str, package: str, base: type, what: str) -> type:
 
 
 def _arguments(cls: type, values: dict[str, Any]) -> dict[str, Any]:
-    """The entries of ``values`` that ``cls.__init__`` takes (Lightning adds private keys)."""
-    params = inspect.signature(cls.__init__).parameters
-    return {k: v for k, v in values.items() if k in params and k != "self"}
+    """The entries of ``values`` that ``cls`` takes, as the CLI resolves its signature (following
+    ``**kwargs`` into the parent classes it is passed on to). Recorded arguments can hold more:
+    Lightning's private keys, and values of datamodule links whose target the class does not
+    take (the CLI skips those links when it builds the class, but records their values)."""
+    parser = ArgumentParser(exit_on_error=False)
+    parser.add_class_arguments(cls, "cls", fail_untyped=False)
+    names = set(vars(parser.get_defaults()["cls"]))
+    return {k: v for k, v in values.items() if k in names}
 
 
 def _upgrade_hint(path: Path) -> str:
@@ -88,7 +93,7 @@ def restore(path: str | Path) -> Loaded:
         raise CheckpointError(f"{path} was written by a newer seqlab; update this copy")
     task_cls = _import(entry["task"], "src.tasks.", LightningModule, "task")
     net_cls = _import(entry["net"]["class_path"], "src.models.", nn.Module, "network")
-    net = net_cls(**entry["net"]["init_args"])
+    net = net_cls(**_arguments(net_cls, entry["net"]["init_args"]))
     task = task_cls(net=net, **_arguments(task_cls, ckpt.get("hyper_parameters", {})))
     try:
         task.load_state_dict(ckpt["state_dict"])
