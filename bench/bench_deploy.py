@@ -39,7 +39,7 @@ from src.tasks.classification import ClassificationTask
 ENGINES = ("torch_float", "onnx_float", "onnx_int8")
 # onnxruntime's option key "<s>.intra_op.allow_spinning", <s> its word for an inference
 # context, which the docs check keeps out of this repository's prose
-SPINNING = "ses" + "sion.intra_op.allow_spinning"
+SPINNING = "session.intra_op.allow_spinning"
 
 
 def _synthetic(vocab: int, width: int) -> tuple[ClassificationTask, SimpleNamespace]:

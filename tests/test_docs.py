@@ -17,7 +17,7 @@ DOCS = [README, *sorted((ROOT / "docs").glob("*.md"))]
 # (name the recipe instead), work sessions, issues, and spec section numbers such as "S1.9".
 PLANNING = [
     re.compile(r"\bseeds\b", re.IGNORECASE),
-    re.compile(r"\bsessions?\b", re.IGNORECASE),
+    re.compile(r"\bsessions?\b(?!\.intra_op)", re.IGNORECASE),  # not onnxruntime's config keys
     re.compile(r"\bissues?\b", re.IGNORECASE),
     re.compile(r"\bS\d+\.\d+\b"),
 ]
