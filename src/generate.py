@@ -5,24 +5,28 @@
 """
 
 import argparse
+import sys
 from pathlib import Path
 
-import torch
-
+from src.checkpoints import load_checkpoint
+from src.errors import SeqLabError, exit_on_error
 from src.models.char_rnn import CharRNN
 from src.runtime import apply_cpu_settings
 from src.tasks.language_model import LanguageModelTask
 
 
 def load_language_model(ckpt_path: str | Path) -> LanguageModelTask:
-    """Rebuild a :class:`LanguageModelTask` from its checkpoint alone (no data, no config)."""
+    """Rebuild a :class:`LanguageModelTask` from its checkpoint alone (no data, no config).
+
+    Raises:
+        SeqLabError: the file is missing or damaged (its checksums are checked), or it is not a
+            character language model's checkpoint.
+    """
     path = Path(ckpt_path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} not found")
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    ckpt = load_checkpoint(path)
     hparams, net_config = ckpt.get("hyper_parameters", {}), ckpt.get("net_config")
     if not hparams.get("vocab") or net_config is None:
-        raise ValueError(
+        raise SeqLabError(
             f"{path} is not a character language-model checkpoint (no vocabulary or net config); "
             "train one with python -m src.cli fit --config configs/charlm_imdb.yaml"
         )
@@ -49,4 +53,4 @@ def main(argv: list[str] | None = None) -> str:
 
 
 if __name__ == "__main__":
-    main()
+    exit_on_error(lambda: main(sys.argv[1:]))

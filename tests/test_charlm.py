@@ -1,6 +1,8 @@
 """Character language model: contiguous streams, held-out slices, truncated BPTT, BPC, sampling."""
 
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -9,9 +11,11 @@ import torch.nn.functional as F
 from lightning import Trainer
 from torch import nn
 
+from src.checkpoints import save_atomic
 from src.cli import main as cli_main
 from src.data.chars.datamodule import CharLMDataModule, split_corpus
 from src.data.chars.source import UNK_ID, CharStreamDataset, CharVocab, read_corpus
+from src.errors import SeqLabError
 from src.generate import main as generate_main
 from src.models.char_rnn import CharRNN
 from src.tasks.language_model import LanguageModelTask
@@ -241,6 +245,14 @@ def test_generate_entry_point_runs_on_a_checkpoint_from_a_tiny_fit(tmp_path, mon
     assert generate_main(argv) == text
 
     other = tmp_path / "other.ckpt"
-    torch.save({"hyper_parameters": {"num_classes": 2}, "state_dict": {}}, other)
-    with pytest.raises(ValueError, match="not a character language-model checkpoint"):
+    save_atomic({"hyper_parameters": {"num_classes": 2}, "state_dict": {}}, other)
+    with pytest.raises(SeqLabError, match="not a character language-model checkpoint"):
         generate_main(["--ckpt_path", str(other)])
+    damaged = tmp_path / "damaged.ckpt"
+    damaged.write_bytes(ckpt.read_bytes()[:-100])  # truncated: refused before anything runs
+    run = subprocess.run(
+        [sys.executable, "-m", "src.generate", "--ckpt_path", str(damaged)],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert run.returncode == 2 and "damaged.ckpt is truncated" in run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1, run.stderr
