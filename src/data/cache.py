@@ -238,3 +238,27 @@ def open_cache(path: Path, build: Callable[[CacheWriter], dict[str, Any]]) -> Ca
         return CacheReader(path)
     except CacheDamagedError as damage:
         raise DataError(f"the cache just written is damaged: {damage}; check the disk") from None
+
+
+class CachedDataModule:
+    """Mixin for a datamodule whose splits are built once into a verified cache: the class gives
+    ``cache_path`` (keyed by its sources and settings) and ``_build(writer)``; ``prepare_data``
+    builds the cache unless a verified one exists, and ``_open_cache`` reads it once per
+    process (rebuilding it when damaged). Put it before ``LightningDataModule`` in the bases."""
+
+    _cache: CacheReader | None = None
+    cache_path: Path
+
+    def _build(self, writer: CacheWriter) -> dict[str, Any]:
+        """Write every cached file into ``writer``; return the manifest's ``info``."""
+        raise NotImplementedError
+
+    def _open_cache(self) -> CacheReader:
+        """The verified cache (built, or rebuilt when damaged), read once per process."""
+        if self._cache is None:
+            self._cache = open_cache(self.cache_path, self._build)
+        return self._cache
+
+    def prepare_data(self) -> None:
+        """Build the cache unless a verified cache for these sources and settings exists."""
+        self._open_cache()

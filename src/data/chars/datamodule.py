@@ -10,7 +10,7 @@ import torch
 from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader
 
-from src.data.cache import CacheReader, CacheWriter, cache_key, content_digest, open_cache
+from src.data.cache import CachedDataModule, CacheWriter, cache_key, content_digest
 from src.data.chars.source import CharStreamDataset, CharVocab, read_corpus
 from src.data.errors import DataError, DataNotFoundError
 from src.data.resumable import ResumableDataLoader
@@ -50,7 +50,7 @@ def split_corpus(text: str, max_chars: int | None, val_chars: int, test_chars: i
     return {"train": text[:end], "val": text[val_start:test_start], "test": text[test_start:]}
 
 
-class CharLMDataModule(LightningDataModule):
+class CharLMDataModule(CachedDataModule, LightningDataModule):
     """A character corpus as contiguous ``{"x", "y"}`` batches of ``(N, bptt)`` character ids.
 
     ``prepare_data`` reads ``path`` (see :func:`~src.data.chars.source.read_corpus`: a text file, or
@@ -109,7 +109,6 @@ class CharLMDataModule(LightningDataModule):
         self._vocab: CharVocab | None = None
         self._cache_path: Path | None = None
         self._digest: Any = None
-        self._cache: CacheReader | None = None
         self.ids: dict[str, torch.Tensor] = {}
 
     def _settings(self) -> dict[str, Any]:
@@ -138,16 +137,6 @@ class CharLMDataModule(LightningDataModule):
             writer.save_npy(f"{split}.npy", vocab.encode(text))
         writer.save_json("vocab.json", {"itos": vocab.itos})
         return {"corpus": str(self.path), "chars": {s: len(t) for s, t in slices.items()}}
-
-    def _open_cache(self) -> CacheReader:
-        """The verified cache (built, or rebuilt when damaged), read once per process."""
-        if self._cache is None:
-            self._cache = open_cache(self.cache_path, self._build)
-        return self._cache
-
-    def prepare_data(self) -> None:
-        """Read, split, build the vocabulary and cache the ids unless a verified cache exists."""
-        self._open_cache()
 
     def setup(self, stage: str | None = None) -> None:
         if not self.ids:

@@ -10,7 +10,7 @@ import torch
 from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader
 
-from src.data.cache import CacheReader, CacheWriter, cache_key, content_digest, open_cache
+from src.data.cache import CachedDataModule, CacheWriter, cache_key, content_digest
 from src.data.conllu.source import TaggedDataset, build_vocab, encode, read_conllu, tag_collate
 from src.data.errors import DataError, DataNotFoundError
 from src.data.resumable import ResumableDataLoader
@@ -22,7 +22,7 @@ ARRAYS = ("words", "tags", "offsets", "chars", "char_offsets")  # see source.enc
 CACHE_VERSION = 2  # bump when the cache layout or the encoding changes
 
 
-class UDPOSDataModule(LightningDataModule):
+class UDPOSDataModule(CachedDataModule, LightningDataModule):
     """Sentences of word ids, character ids and UPOS tags, length-bucketed.
 
     ``prepare_data`` parses the three CoNLL-U files, builds the word (optionally lower-cased),
@@ -83,7 +83,6 @@ class UDPOSDataModule(LightningDataModule):
         self.eval_batch_size, self.num_workers, self.seed = eval_batch_size, num_workers, seed
         self._cache_path: Path | None = None
         self._digest: Any = None
-        self._cache: CacheReader | None = None
         self._vocab: dict[str, list[str]] | None = None
         self.datasets: dict[str, TaggedDataset] = {}
 
@@ -133,16 +132,6 @@ class UDPOSDataModule(LightningDataModule):
                 writer.save_npy(f"{split}_{name}.npy", arrays[name])
         writer.save_json("vocab.json", vocab)
         return {"sentences": {s: len(sents) for s, sents in sentences.items()}}
-
-    def _open_cache(self) -> CacheReader:
-        """The verified cache (built, or rebuilt when damaged), read once per process."""
-        if self._cache is None:
-            self._cache = open_cache(self.cache_path, self._build)
-        return self._cache
-
-    def prepare_data(self) -> None:
-        """Parse, build the vocabularies (train only) and cache, unless a verified cache exists."""
-        self._open_cache()
 
     def setup(self, stage: str | None = None) -> None:
         """Load the cached id arrays (building the cache first if it is missing)."""

@@ -12,7 +12,7 @@ from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from tokenizers import Tokenizer
 from torch.utils.data import DataLoader, DistributedSampler
 
-from src.data.cache import CacheReader, open_cache
+from src.data.cache import CachedDataModule, CacheWriter
 from src.data.collate import TokenDataset, pad_collate
 from src.data.errors import DataError
 from src.data.imdb.source import Source, build_cache, cache_key, find_source
@@ -24,7 +24,7 @@ from src.data.vocab_check import check_vocabulary, fingerprint, short_hash, toke
 SPLITS = ("train", "val", "test")
 
 
-class IMDBDataModule(LightningDataModule):
+class IMDBDataModule(CachedDataModule, LightningDataModule):
     """IMDB movie reviews as padded token-id batches for binary sentiment (0 neg, 1 pos).
 
     Sources, in order: ``data_dir`` holding the original ``aclImdb/`` tree (or being it), or
@@ -104,7 +104,6 @@ class IMDBDataModule(LightningDataModule):
         self.hub_name, self.vectors_path = hub_name, vectors_path
         self._source: Source | None = None
         self._cache_path: Path | None = None
-        self._cache: CacheReader | None = None
         self._tokenizer: Tokenizer | None = None
         self._vectors: torch.Tensor | None = None
         self.datasets: dict[str, TokenDataset] = {}
@@ -122,18 +121,8 @@ class IMDBDataModule(LightningDataModule):
         keys = ("max_size", "min_freq", "max_len", "val_size", "seed")
         return {"tokenizer": self.tokenizer_kind, **{k: getattr(self, k) for k in keys}}
 
-    def _open_cache(self) -> CacheReader:
-        """The verified cache (built, or rebuilt when damaged), read once per process."""
-        if self._cache is None:
-            settings = self._settings()
-            self._cache = open_cache(
-                self.cache_path, lambda writer: build_cache(self._source, writer, **settings)
-            )
-        return self._cache
-
-    def prepare_data(self) -> None:
-        """Tokenise and cache the data unless a verified cache for these settings exists."""
-        self._open_cache()
+    def _build(self, writer: CacheWriter) -> dict[str, Any]:
+        return build_cache(self._source, writer, **self._settings())
 
     def setup(self, stage: str | None = None) -> None:
         """Load the cached train/val/test ids (building the cache first if it is missing)."""

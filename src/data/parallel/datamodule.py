@@ -14,7 +14,7 @@ from lightning.pytorch import LightningDataModule
 from tokenizers import Tokenizer
 from torch.utils.data import DataLoader
 
-from src.data.cache import CacheReader, CacheWriter, cache_key, content_digest, open_cache
+from src.data.cache import CachedDataModule, CacheWriter, cache_key, content_digest
 from src.data.errors import DataError
 from src.data.parallel.pairs import EOS_ID, PAD_ID, PairDataset, pair_collate
 from src.data.parallel.source import find_files, load_bpe, read_hub, read_local, write_cache
@@ -27,7 +27,7 @@ SPLITS = ("train", "val", "test")
 CACHE_VERSION = 2  # bump when the cache layout or the tokenisation code changes
 
 
-class ParallelTextDataModule(LightningDataModule):
+class ParallelTextDataModule(CachedDataModule, LightningDataModule):
     """Sentence pairs ``{split}.{lang}[.gz]`` (one sentence a line) as padded id batches.
 
     ``prepare_data`` trains one BPE tokenizer per language on the training split only, encodes
@@ -97,7 +97,6 @@ class ParallelTextDataModule(LightningDataModule):
         self._cache_path: Path | None = None
         self._files: dict[str, list[Path]] | None = None
         self._sources: Any = None
-        self._cache: CacheReader | None = None
         self._tokenizers: tuple[Tokenizer, Tokenizer] | None = None
         self.datasets: dict[str, PairDataset] = {}
         self.refs: dict[str, list[str]] = {}
@@ -125,16 +124,6 @@ class ParallelTextDataModule(LightningDataModule):
         else:
             data = read_hub(self.data_dir, self.splits, self.langs, self.hub_name)
         return {"sizes": write_cache(writer, data, **self.settings)}
-
-    def _open_cache(self) -> CacheReader:
-        """The verified cache (built, or rebuilt when damaged), read once per process."""
-        if self._cache is None:
-            self._cache = open_cache(self.cache_path, self._build)
-        return self._cache
-
-    def prepare_data(self) -> None:
-        """Train the tokenizers on the training split and cache every split's ids."""
-        self._open_cache()
 
     def setup(self, stage: str | None = None) -> None:
         if self.datasets:
