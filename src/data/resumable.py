@@ -4,6 +4,7 @@ from ``(seed, epoch)``, and a loader resumed mid-epoch skips the batches it had 
 from __future__ import annotations
 
 import itertools
+import weakref
 from collections.abc import Iterator, Sized
 from typing import Any
 
@@ -51,10 +52,20 @@ class _SkipSeen:
     DataLoader iterators read ``loader._index_sampler`` once (persistent workers keep it for
     every epoch), so this wrapper looks up the real sampler and the skip count on each ``iter``
     (a new iterator may call ``iter`` on it more than once: the loader clears the count after).
+    It holds the loader weakly: a persistent workers' iterator keeps this wrapper, and a
+    reference cycle through the loader would leave the iterator to the garbage collector, which
+    may tear down the workers' queues first and then wait 5 s for each worker to stop.
     """
 
     def __init__(self, loader: ResumableDataLoader) -> None:
-        self.loader = loader
+        self._loader = weakref.ref(loader)
+
+    @property
+    def loader(self) -> ResumableDataLoader:
+        loader = self._loader()
+        if loader is None:
+            raise RuntimeError("the DataLoader of this sampler was deleted")
+        return loader
 
     def _source(self) -> Any:
         return DataLoader._index_sampler.fget(self.loader)
