@@ -154,14 +154,14 @@ def bucketed_training(args, lengths_pool: torch.Tensor, n_batches: int) -> dict:
 
 
 def run(quick: bool = False) -> dict:
-    parser = argparse.Namespace(  # quick: a smoke run, a quarter of the work per step
+    parser = argparse.Namespace(  # quick: a smoke run, a tenth of the work per step
         input_size=128,
         hidden_size=128 if quick else 256,
         num_layers=2,
         repeats=2 if quick else 3,
         peak_size=2048 if quick else 4096,
     )
-    scale = 0.25 if quick else 1.0
+    scale = 0.1 if quick else 1.0
     matmul = matmul_gflops(parser.peak_size)  # on CPU, where this benchmark runs
     peak = matmul["peak"]
     lengths = imdb_like_lengths(64, scale=scale)
@@ -172,13 +172,14 @@ def run(quick: bool = False) -> dict:
         compare_one_batch(cell, bi, lengths, parser, with_packed=(cell, bi) == ("lstm", True))
         for cell, bi in cases
     ]
-    pool = imdb_like_lengths(4096 if quick else 25000, seed=1, scale=scale)
-    report["bucketed"] = bucketed_training(parser, pool, 3 if quick else 8)
+    pool = imdb_like_lengths(2048 if quick else 25000, seed=1, scale=scale)
+    n_batches = 2 if quick else 8
+    report["bucketed"] = bucketed_training(parser, pool, n_batches)
     # the same loop in a fresh process with glibc's default allocator (no retain_freed_memory;
     # subnormals flushed as here)
     spawn = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(1, mp_context=spawn, initializer=flush_denormals) as child:
-        default = child.submit(bucketed_training, parser, pool, 3 if quick else 8).result()
+        default = child.submit(bucketed_training, parser, pool, n_batches).result()
     report["bucketed_default_malloc"] = default
     for row in report["one_batch"]:
         row["peak_fraction"] = row["encoder_gflops"] / peak
