@@ -86,9 +86,19 @@ class SeqLabCLI(LightningCLI):
         if self._checked and config.get("model"):  # it would replace the config's task class
             check_task(self._checked[1], config.model.class_path, path)
 
+    def __init__(self, *args, **kwargs) -> None:
+        self._run_dirs: RunDirs | None = None
+        try:
+            super().__init__(*args, **kwargs)
+        except BaseException:
+            if self._run_dirs is not None:
+                self._run_dirs.release()
+            raise
+
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
-        RunDirs(config, self.subcommand).resolve()
+        self._run_dirs = RunDirs(config, self.subcommand)
+        self._run_dirs.resolve()
 
     def after_instantiate_classes(self) -> None:
         # every checkpoint written atomically with a checksum and read back verified; random and

@@ -1,6 +1,7 @@
 """One folder per run: ``<root>/<experiment>/version_N/`` holds a run's TensorBoard events, its
 resolved ``config.yaml`` and its ``checkpoints/``, and ``--ckpt_path last`` names one file."""
 
+import contextlib
 import re
 import sys
 from pathlib import Path
@@ -79,6 +80,7 @@ class RunDirs:
 
     def __init__(self, config, subcommand: str | None) -> None:
         self.config, self.subcommand = config, subcommand
+        self.claimed: Path | None = None  # the new folder this command created, if any
 
     def resolve(self) -> None:
         logger = self.config.trainer.get("logger")
@@ -97,7 +99,17 @@ class RunDirs:
             print(f"seqlab: --ckpt_path last -> {ckpt_path}", file=sys.stderr)
         if args.get("version") is None and rank_zero_only.rank == 0:
             resumed = self._run_folder(base, ckpt_path) if self.subcommand == "fit" else None
-            args.version = resumed if resumed is not None else claim_version(base)
+            if resumed is None:
+                resumed = claim_version(base)
+                self.claimed = base / f"version_{resumed}"
+            args.version = resumed
+
+    def release(self) -> None:
+        """Remove the folder this command claimed if nothing was written in it (the command
+        failed before its first output), so that a mistyped command leaves no empty run."""
+        if self.claimed is not None:
+            with contextlib.suppress(OSError):  # a folder with anything in it stays
+                self.claimed.rmdir()
 
     @staticmethod
     def _run_folder(base: Path, ckpt_path) -> int | None:

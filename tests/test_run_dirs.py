@@ -123,3 +123,15 @@ def test_ckpt_path_last_without_a_run_is_a_one_line_error(tmp_path, monkeypatch,
     config = _tiny_config(ROOT / "configs" / "sine_lstm.yaml", tmp_path, max_epochs=1)
     with pytest.raises(SeqLabError, match="no last.ckpt under"):
         main(["test", "--config", str(config), "--ckpt_path", "last"])
+
+
+def test_a_command_that_fails_leaves_no_empty_run_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    config = _tiny_config(ROOT / "configs" / "sine_lstm.yaml", tmp_path, max_epochs=1)
+    bad = ["--model.init_args.net.init_args.num_layers", "0"]  # refused by the network
+    with pytest.raises(ValueError, match="num_layers"):
+        main(["fit", "--config", str(config), *bad])
+    root = tmp_path / "logs" / "sine_lstm"
+    assert list(root.iterdir()) == []  # the folder it claimed is gone
+    main(["fit", "--config", str(config), "--trainer.limit_train_batches", "2"])
+    assert [p.name for p in root.iterdir()] == ["version_0"]  # the next run takes version_0
