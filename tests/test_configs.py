@@ -56,6 +56,7 @@ TINY_DATA = {
     },
     "ETTDataModule": lambda tmp: {
         "data_dir": _ett_csv(tmp), "borders": [400, 600, 800], "batch_size": 64,
+        "dataset": "ETTh1", "output_len": 96,  # a config shipped for another point too
     },
     "UDPOSDataModule": lambda tmp: {
         "data_dir": FIXTURES / "ud_ewt", "cache_dir": tmp / "cache", "min_freq": 1,
