@@ -25,6 +25,7 @@ from src.cli import main as cli_main
 RESULTS = Path(__file__).parent / "results" / "ett"
 POINTS = [(d, h) for d in ("ETTh1", "ETTh2") for h in (96, 192, 336, 720)]
 BASELINES = ("ett_linear", "ett_seasonal_naive", "ett_naive")
+OTHERS = ("ett_lstm", "ett_seq2seq", *BASELINES)  # beside the shipped model, in the comparison
 # Published MSE / MAE under this protocol, lookback 96 (SegRNN's repository table; the other
 # columns as it quotes them from the iTransformer paper).
 PUBLISHED_COLUMNS = ("SegRNN", "iTransformer", "PatchTST", "DLinear", "TimesNet")
@@ -167,18 +168,19 @@ def table() -> str:
 
 
 def comparison(
-    shipped: dict[tuple[str, int], str] = SHIPPED, baselines: tuple[str, ...] = BASELINES
+    shipped: dict[tuple[str, int], str] = SHIPPED, others: tuple[str, ...] = OTHERS
 ) -> str:
     """Markdown, one row per (dataset, horizon): the shipped recurrent config of that point
     (``shipped``, else ``ett_segrnn``), its test MSE / MAE (seed 1) and MSE range over every
-    seed run, the baselines' and the published MSE / MAE."""
+    seed run, the other configs' (``others``: the LSTMs and baselines) and the published
+    MSE / MAE."""
     runs = _runs()
-    head = ["data, H", "config", "seqlab", "MSE range (runs)", *baselines, *PUBLISHED_COLUMNS]
+    head = ["data, H", "config", "seqlab", "MSE range (runs)", *others, *PUBLISHED_COLUMNS]
     lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
     for dataset, horizon in POINTS:
         model = shipped.get((dataset, horizon), "ett_segrnn")
         cells = [f"{dataset} {horizon}", model]
-        for name in (model, *baselines):
+        for name in (model, *others):
             found = runs.get((name, dataset, horizon))
             test = found[0]["test"] if found else None
             cells.append(f"{test['test/mse']:.3f} / {test['test/mae']:.3f}" if test else "")
