@@ -122,7 +122,7 @@ class SeqLabCLI(LightningCLI):
 
 def main(args: list[str] | None = None, run: bool = True) -> SeqLabCLI:
     """Entry point; ``args``/``run`` let tests drive the CLI in-process."""
-    apply_cpu_settings()  # heap reuse and no subnormal floats, before any thread pool starts
+    apply_cpu_settings()  # no subnormal floats (heap reuse on request), before any thread pool
     return SeqLabCLI(
         subclass_mode_model=True,
         subclass_mode_data=True,

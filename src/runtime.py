@@ -1,13 +1,15 @@
-"""Process-wide CPU settings for training runs: keep freed memory in glibc's heap, and treat
-subnormal floats as zero.
+"""Process-wide CPU settings for training runs: treat subnormal floats as zero and, on request,
+keep freed memory in glibc's heap.
 
 PyTorch's CPU allocator caches nothing, and glibc serves every block above its mmap threshold (at
 most 32 MiB) with a fresh ``mmap`` that it unmaps again on ``free``: each large activation or
 gradient of a training step then costs page faults and pages the kernel must zero. A recurrent
 training step allocates and frees gigabytes that way, so the kernel's page work takes a large
 share of its CPU time (``bench/bench_rnn.py`` times the training loop both ways; figures in
-docs/performance.md). The price is that the process's resident memory stays at its peak instead
-of shrinking.
+docs/performance.md). Keeping freed blocks in the heap saves that work when every step has the
+same shapes; with batches of varying lengths the heap fragments and grows step after step (a
+fine-tuning run on whole IMDB reviews reached 23 GB and was killed), so it is opt-in
+(``SEQLAB_RETAIN_MEMORY=1``).
 
 Gradients that shrink through many recurrent steps (an LSTM's cell-state chain over a long
 review) reach subnormal magnitudes (below 1.2e-38 in fp32), on which x86 arithmetic runs many
@@ -29,13 +31,14 @@ _applied: dict[str, bool] = {}  # what apply_cpu_settings() did in this process
 def retain_freed_memory() -> bool:
     """Serve all allocations from glibc's heap and keep freed blocks there for reuse.
 
-    Part of :func:`apply_cpu_settings`. Set the environment
-    variable ``SEQLAB_RETAIN_MEMORY=0`` to leave glibc's defaults alone.
+    Faster when every training step allocates the same shapes (fixed-length windows or BPTT
+    chunks); with varying shapes the heap fragments and the process grows without bound, so
+    :func:`apply_cpu_settings` calls it only with ``SEQLAB_RETAIN_MEMORY=1``.
 
     Returns:
         Whether the setting was applied (only with glibc, i.e. on most Linux systems).
     """
-    if os.environ.get("SEQLAB_RETAIN_MEMORY", "1") == "0" or platform.libc_ver()[0] != "glibc":
+    if platform.libc_ver()[0] != "glibc":
         return False
     libc = ctypes.CDLL(None)  # the C library this process already runs on
     no_mmap = libc.mallopt(_M_MMAP_MAX, 0)  # big blocks come from the heap too
@@ -59,14 +62,16 @@ def flush_denormals() -> bool:
 
 
 def apply_cpu_settings() -> dict[str, bool]:
-    """:func:`retain_freed_memory` and :func:`flush_denormals`, as the entry points (``src.cli``,
-    ``src.generate``, ``bench.run``) apply them first thing; call it at the start of your own
-    training script to get the same speed.
+    """:func:`flush_denormals`, and :func:`retain_freed_memory` when the environment has
+    ``SEQLAB_RETAIN_MEMORY=1``, as the entry points (``src.cli``, ``src.generate``,
+    ``bench.run``) apply them first thing; call it at the start of your own training script to
+    get the same speed.
 
     Returns:
         Which settings were applied, by function name.
     """
-    _applied.update(retain_freed_memory=retain_freed_memory(), flush_denormals=flush_denormals())
+    retain = os.environ.get("SEQLAB_RETAIN_MEMORY", "0") == "1" and retain_freed_memory()
+    _applied.update(retain_freed_memory=retain, flush_denormals=flush_denormals())
     return dict(_applied)
 
 
