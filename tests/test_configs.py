@@ -68,6 +68,7 @@ TINY_DATA = {
 NO_PREDICT = {
     "charlm_imdb": "the language model samples text with src/generate.py instead",
     "imdb_lm": "a pretraining stage: its checkpoint initialises configs/imdb_finetune.yaml",
+    "imdb_lm_backward": "its backward twin, for configs/imdb_finetune_backward.yaml",
 }
 # Configs whose network has no parameters (the naive forecasts): nothing to fit, only tested.
 NOTHING_TO_FIT = {"ett_naive", "ett_seasonal_naive"}

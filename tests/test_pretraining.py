@@ -13,14 +13,17 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from src.callbacks.classifier_figures import ClassifierFigures
 from src.callbacks.finetuning import GradualUnfreezing, SlantedTriangularLR
+from src.checkpoints.restore import restore
 from src.cli import main as cli_main
 from src.data.imdb.datamodule import IMDBDataModule
 from src.data.imdb.lm import END_ID, IMDBLMDataModule, read_texts
 from src.data.text import encode_ids
+from src.ensemble import main as ensemble_main
 from src.errors import SeqLabError
 from src.models.classifier import RNNClassifier
 from src.models.pretrained import load_language_model
 from src.models.word_lm import WordLM
+from src.predict import predictor_for
 from src.tasks.classification import ClassificationTask
 from src.tasks.language_model import LanguageModelTask
 from src.tasks.optim import configure, discriminative_groups
@@ -94,6 +97,28 @@ def test_streams_hold_training_text_and_validation_reviews_only(tmp_path):
     short = _lm_data(tmp_path, max_tokens=100)
     short.setup()
     assert torch.equal(short.ids["train"], dm.ids["train"][:100])
+
+
+def test_backward_data_reads_every_review_back_to_front(tmp_path):
+    forward, backward = _lm_data(tmp_path), _lm_data(tmp_path, reverse=True)
+    forward.setup(), backward.setup()
+    for split in ("train", "val", "test"):  # the same streams, read right to left
+        assert torch.equal(backward.ids[split], forward.ids[split].flip(0))
+    imdb, reverse = (
+        _classifier_data(tmp_path),
+        IMDBDataModule(cache_dir=str(tmp_path / "cache"), batch_size=8, reverse=True, **SETTINGS),
+    )
+    imdb.setup(), reverse.setup()
+    for split in ("train", "val", "test"):
+        ds, rev = imdb.datasets[split], reverse.datasets[split]
+        assert np.array_equal(ds.labels, rev.labels) and np.array_equal(ds.offsets, rev.offsets)
+        for i in range(len(ds)):
+            assert torch.equal(rev[i]["tokens"], ds[i]["tokens"].flip(0))
+    texts = ["a wonderful film", "not good at all , sadly"]
+    fwd, bwd = imdb.encode_texts(texts), reverse.encode_texts(texts)
+    assert torch.equal(fwd["lengths"], bwd["lengths"])
+    for row, n in enumerate(fwd["lengths"].tolist()):
+        assert torch.equal(bwd["tokens"][row, :n], fwd["tokens"][row, :n].flip(0))
 
 
 @pytest.mark.parametrize("cutoffs", [(8, 40), ()])
@@ -203,23 +228,65 @@ def test_figures_reach_tensorboard(tmp_path):
     assert {"val/confusion_matrix", "val/attention", "test/confusion_matrix"} <= tags
 
 
-def test_two_stage_recipe_through_the_cli(tmp_path, monkeypatch):
-    """configs/imdb_lm.yaml, then configs/imdb_finetune.yaml starting from its newest run."""
+def test_two_stage_recipe_through_the_cli_in_both_directions_then_ensemble(
+    tmp_path, monkeypatch, capsys
+):
+    """configs/imdb_lm.yaml, then configs/imdb_finetune.yaml starting from its newest run; the
+    same backward; then python -m src.ensemble on the two classifiers."""
     monkeypatch.chdir(tmp_path)
     data = {**SETTINGS, "cache_dir": str(tmp_path / "cache"), "batch_size": 4}
     sizes = {"embedding_dim": 8, "hidden_size": 16}
-    runs = {}
-    for name, extra in [("imdb_lm", {"unsup_path": None, "bptt": 8}), ("imdb_finetune", {})]:
-        cfg = yaml.safe_load((ROOT / "configs" / f"{name}.yaml").read_text())
-        cfg["data"]["init_args"].update(data, **extra)
-        cfg["model"]["init_args"]["net"]["init_args"].update(sizes)
-        cfg["trainer"].update(max_epochs=1, limit_train_batches=2, limit_val_batches=2)
-        cfg["trainer"].update(enable_progress_bar=False, default_root_dir=str(tmp_path / "logs"))
-        (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump(cfg))
-        pretrained = ["--model.init_args.pretrained", str(tmp_path / "logs" / "imdb_lm")]
-        args = ["fit", "--config", str(tmp_path / f"{name}.yaml")]
-        runs[name] = cli_main(args + (pretrained if name == "imdb_finetune" else []))
-    lm_ckpt = next((tmp_path / "logs" / "imdb_lm").glob("version_*/checkpoints/last.ckpt"))
+    logs, runs = tmp_path / "logs", {}
+    for direction in ("", "_backward"):
+        for stage, extra in [("imdb_lm", {"unsup_path": None, "bptt": 8}), ("imdb_finetune", {})]:
+            name = stage + direction
+            cfg = yaml.safe_load((ROOT / "configs" / f"{name}.yaml").read_text())
+            cfg["data"]["init_args"].update(data, **extra)
+            cfg["model"]["init_args"]["net"]["init_args"].update(sizes)
+            cfg["trainer"].update(max_epochs=1, limit_train_batches=2, enable_progress_bar=False)
+            cfg["trainer"].update(default_root_dir=str(logs))
+            (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump(cfg))
+            pretrained = ["--model.init_args.pretrained", str(logs / f"imdb_lm{direction}")]
+            args = ["fit", "--config", str(tmp_path / f"{name}.yaml")]
+            runs[name] = cli_main(args + (pretrained if stage == "imdb_finetune" else []))
+    last = "version_*/checkpoints/last.ckpt"
+    lm_ckpt = next((logs / "imdb_lm").glob(last))
     assert "tokenizer" in torch.load(lm_ckpt, weights_only=True)
     assert "val/ppl" in runs["imdb_lm"].trainer.callback_metrics
-    assert "val/acc" in runs["imdb_finetune"].trainer.callback_metrics
+    assert runs["imdb_lm_backward"].datamodule.reverse
+    assert runs["imdb_finetune_backward"].datamodule.reverse
+    names = ("imdb_finetune", "imdb_finetune_backward")
+    members = [next((logs / n).glob(last)) for n in names]
+    result = ensemble_main([f"--ckpt_path={p}" for p in members] + ["--split", "val"])
+    for member, name in zip(result["members"], names, strict=True):
+        # each member as its own validation measured it, the backward one on reversed reviews
+        acc = float(runs[name].trainer.callback_metrics["val/acc"])
+        assert member["acc"] == pytest.approx(acc, abs=1e-6)
+    assert f"ensemble of 2 on {result['reviews']} val reviews" in capsys.readouterr().out
+    backward = restore(members[1])  # new text reaches the backward model reversed too
+    texts = ["a wonderful film", "not good at all , sadly"]
+    (tmp_path / "new.txt").write_text("\n".join(texts) + "\n")
+    rows = list(predictor_for(backward, 8).predict(str(tmp_path / "new.txt")))
+    ids, offsets = encode_ids(backward.datamodule.tokenizer, texts)
+    for text_ids, row in zip(np.split(ids, offsets[1:-1]), rows, strict=True):
+        tokens = torch.as_tensor(text_ids[::-1].copy()).long()[None]
+        with torch.inference_mode():
+            probs = backward.task(tokens, torch.tensor([len(text_ids)])).softmax(-1)[0]
+        assert row["prob_positive"] == pytest.approx(float(probs[1]), abs=1e-6)
+    other_split = runs["imdb_finetune"].datamodule.hparams.seed + 1
+    cfg = yaml.safe_load((tmp_path / "imdb_finetune.yaml").read_text())
+    cfg["data"]["init_args"]["seed"] = other_split  # another validation split
+    cfg["model"]["init_args"]["pretrained"] = None
+    (tmp_path / "other.yaml").write_text(yaml.safe_dump(cfg))
+    cli_main(["fit", "--config", str(tmp_path / "other.yaml")])
+    other = next((logs / "other").glob(last))
+    with pytest.raises(SystemExit) as exit_info:
+        ensemble_main(["--ckpt_path", str(members[0]), "--ckpt_path", str(other), "--split", "val"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert (
+        err.startswith("error: ")
+        and "another split" in err
+        and "seed" in err
+        and err.count("\n") == 1
+    )

@@ -18,6 +18,7 @@ from src.data.text import (
     load_glove,
     load_tokenizer,
     read_labeled_table,
+    reverse_each,
     save_tokenizer,
 )
 
@@ -146,3 +147,12 @@ def test_load_glove_errors(tmp_path, content, dim, match):
     path.write_text(content)
     with pytest.raises(ValueError, match=match):
         load_glove(path, tok, dim=dim)
+
+
+def test_reverse_each_reverses_every_sequence_in_place_of_its_own():
+    ids = np.arange(10, dtype=np.int32)
+    offsets = np.array([0, 3, 3, 7, 10])  # one empty sequence
+    out = reverse_each(ids, offsets)
+    assert out.tolist() == [2, 1, 0, 6, 5, 4, 3, 9, 8, 7] and out.dtype == np.int32
+    assert ids.tolist() == list(range(10))  # a copy: the input is left as it was
+    assert np.array_equal(reverse_each(out, offsets), ids)

@@ -179,6 +179,19 @@ def encode_ids(
     return ids, offsets
 
 
+def reverse_each(ids: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """A copy of ``ids`` with every sequence ``ids[offsets[i]:offsets[i + 1]]`` read back to
+    front (the offsets stay valid): the input of a backward model (Howard & Ruder 2018)."""
+    offsets = np.asarray(offsets, dtype=np.int64)
+    lengths = np.diff(offsets)
+    starts, ends = np.repeat(offsets[:-1], lengths), np.repeat(offsets[1:], lengths)
+    positions = np.arange(offsets[0], offsets[-1])
+    out = np.array(ids, copy=True)
+    # position p of the sequence at [start, end) takes the token at start + end - 1 - p
+    out[offsets[0] : offsets[-1]] = ids[starts + ends - 1 - positions]
+    return out
+
+
 def _glove_rows(
     path: str | Path, vocab: dict[str, int], dim: int | None
 ) -> tuple[dict[int, np.ndarray], int | None]:

@@ -16,15 +16,20 @@ from src.predict.io import input_format, read_texts
 class TextClassifier(Predictor):
     """One review per line (or a ``text`` column) -> ``{"label", "prob_<label>" ...}``.
 
-    Texts are cleaned (HTML line breaks), tokenized and truncated to ``max_len`` tokens as the
-    training data were (:func:`src.data.text.encode_ids` with the checkpoint's tokenizer), then
-    classified in length-bucketed batches.
+    Texts are cleaned (HTML line breaks), tokenized, truncated to ``max_len`` tokens and, for a
+    backward model, reversed as the training data were (the datamodule's ``encode``, else
+    :func:`src.data.text.encode_ids` with the checkpoint's tokenizer), then classified in
+    length-bucketed batches.
     """
 
     def predict(self, path: str, fmt: str | None = None) -> Iterator[dict[str, Any]]:
         texts = read_texts(path, input_format(path, fmt), "review")
         dm = self.datamodule
-        ids, offsets = encode_ids(dm.tokenizer, texts, dm.max_len)
+        ids, offsets = (
+            dm.encode(texts)
+            if hasattr(dm, "encode")
+            else encode_ids(dm.tokenizer, texts, dm.max_len)
+        )
         lengths = np.diff(offsets)
         if (lengths == 0).any():
             i = int(np.flatnonzero(lengths == 0)[0])

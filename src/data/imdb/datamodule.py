@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from lightning.pytorch import LightningDataModule
@@ -18,7 +19,7 @@ from src.data.errors import DataError
 from src.data.imdb.source import Source, build_cache, cache_key, find_source
 from src.data.resumable import ResumableDataLoader
 from src.data.sampler import BucketBatchSampler
-from src.data.text import PAD_ID, encode_ids, load_glove, parse_tokenizer
+from src.data.text import PAD_ID, encode_ids, load_glove, parse_tokenizer, reverse_each
 from src.data.vocab_check import check_vocabulary, fingerprint, short_hash, tokenizer_tokens
 
 SPLITS = ("train", "val", "test")
@@ -61,6 +62,8 @@ class IMDBDataModule(CachedDataModule, LightningDataModule):
         pin_memory: pin batches in page-locked memory (faster host-to-GPU copies).
         hub_name: Hugging Face dataset tried when ``data_dir`` has no data; ``""`` disables it.
         vectors_path: optional GloVe text file; see :attr:`vectors`.
+        reverse: every review read back to front (last token first), for a backward classifier
+            on a backward language model (``configs/imdb_finetune_backward.yaml``).
     """
 
     num_classes = 2
@@ -84,6 +87,7 @@ class IMDBDataModule(CachedDataModule, LightningDataModule):
         pin_memory: bool = False,
         hub_name: str = "stanfordnlp/imdb",
         vectors_path: str | None = None,
+        reverse: bool = False,
     ) -> None:
         super().__init__()
         if tokenizer not in ("word", "bpe"):
@@ -101,7 +105,7 @@ class IMDBDataModule(CachedDataModule, LightningDataModule):
         self.val_size, self.seed, self.batch_size = val_size, seed, batch_size
         self.eval_batch_size = eval_batch_size
         self.bucket, self.num_workers, self.pin_memory = bucket, num_workers, pin_memory
-        self.hub_name, self.vectors_path = hub_name, vectors_path
+        self.hub_name, self.vectors_path, self.reverse = hub_name, vectors_path, reverse
         self._source: Source | None = None
         self._cache_path: Path | None = None
         self._tokenizer: Tokenizer | None = None
@@ -130,9 +134,10 @@ class IMDBDataModule(CachedDataModule, LightningDataModule):
             return
         cache = self._open_cache()
         for split in SPLITS:
-            arrays = [cache.read_npy(f"{split}_{n}.npy") for n in ("ids", "offsets")]
+            ids, offsets = (cache.read_npy(f"{split}_{n}.npy") for n in ("ids", "offsets"))
+            ids = reverse_each(ids, offsets) if self.reverse else ids  # the cache is shared
             labels = cache.read_npy(f"{split}_labels.npy")
-            self.datasets[split] = TokenDataset(*arrays, labels=labels)
+            self.datasets[split] = TokenDataset(ids, offsets, labels=labels)
 
     @property
     def tokenizer(self) -> Tokenizer:
@@ -177,10 +182,15 @@ class IMDBDataModule(CachedDataModule, LightningDataModule):
             self._vectors = load_glove(self.vectors_path, self.tokenizer, seed=self.seed)
         return self._vectors
 
+    def encode(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Raw texts -> flat ``ids`` and ``offsets`` (:func:`~src.data.text.encode_ids`), cut to
+        ``max_len`` and reversed as the training data."""
+        ids, offsets = encode_ids(self.tokenizer, texts, self.max_len)
+        return (reverse_each(ids, offsets) if self.reverse else ids), offsets
+
     def encode_texts(self, texts: list[str]) -> dict[str, torch.Tensor]:
         """Raw texts -> ``{"tokens" (N, L), "lengths" (N,)}`` exactly as the training data."""
-        ids, offsets = encode_ids(self.tokenizer, texts, self.max_len)
-        return pad_collate(TokenDataset(ids, offsets))
+        return pad_collate(TokenDataset(*self.encode(texts)))
 
     def _world(self) -> dict[str, int]:
         """World size and rank: the trainer's, else ``torch.distributed``'s, else 1 and 0."""

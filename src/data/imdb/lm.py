@@ -87,6 +87,8 @@ class IMDBLMDataModule(LightningDataModule):
         test_reviews: Unlabeled reviews (the last ones) held out as the test stream.
         num_workers: DataLoader worker processes.
         hub_name: Hugging Face dataset tried when ``data_dir`` has no data; ``""`` disables it.
+        reverse: Read every stream back to front: a backward language model (Howard & Ruder
+            2018) for a classifier that reads reviews reversed.
     """
 
     stateful = True  # contiguous streams: the task carries its state across batches
@@ -109,6 +111,7 @@ class IMDBLMDataModule(LightningDataModule):
         test_reviews: int = 1000,
         num_workers: int = 0,
         hub_name: str = "stanfordnlp/imdb",
+        reverse: bool = False,
     ) -> None:
         super().__init__()
         eval_batch_size = batch_size if eval_batch_size is None else eval_batch_size
@@ -135,6 +138,7 @@ class IMDBLMDataModule(LightningDataModule):
         self.unsup_path, self.seed, self.batch_size, self.bptt = unsup_path, seed, batch_size, bptt
         self.eval_batch_size, self.max_tokens = eval_batch_size, max_tokens
         self.num_workers, self.test_reviews = num_workers, test_reviews
+        self.reverse = reverse
         self.ids: dict[str, torch.Tensor] = {}
 
     @property
@@ -203,6 +207,8 @@ class IMDBLMDataModule(LightningDataModule):
                 ids = np.load(self.cache_path / f"{split}.npy")
                 if split == "train" and self.max_tokens is not None:
                     ids = ids[: self.max_tokens]
+                if self.reverse:  # each review reversed, each now after its END_ID
+                    ids = np.ascontiguousarray(ids[::-1])
                 self.ids[split] = torch.from_numpy(ids)
 
     def _loader(self, split: str, rows: int, drop_last: bool) -> DataLoader:
