@@ -12,7 +12,7 @@ CONFIG ?= configs/sine_lstm.yaml
 IMDB_CKPT ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-slow test-slurm lint format train pretrain tensorboard bench bench-quick clean
+.PHONY: help install test test-slow test-slurm lint format train pretrain pretrain-forward pretrain-backward tensorboard bench bench-quick clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -45,9 +45,19 @@ format: ## ruff autofix + format
 train: ## train with CONFIG (default configs/sine_lstm.yaml)
 	$(PY) -m src.cli fit --config $(CONFIG)
 
-pretrain: ## pretrain the IMDB word LM, then fine-tune the classifier from it
-	$(PY) -m src.cli fit --config configs/imdb_lm.yaml
-	$(PY) -m src.cli fit --config configs/imdb_finetune.yaml
+pretrain: ## IMDB: forward and backward LM + classifier side by side, then test their ensemble
+	$(MAKE) -j2 pretrain-forward pretrain-backward
+	$(PY) -m src.ensemble --split test --ckpt_path lightning_logs/imdb_finetune \
+		--ckpt_path lightning_logs/imdb_finetune_backward
+
+# one thread each: the two chains share the cores
+pretrain-forward:
+	OMP_NUM_THREADS=1 $(PY) -m src.cli fit --config configs/imdb_lm.yaml
+	OMP_NUM_THREADS=1 $(PY) -m src.cli fit --config configs/imdb_finetune.yaml
+
+pretrain-backward:
+	OMP_NUM_THREADS=1 $(PY) -m src.cli fit --config configs/imdb_lm_backward.yaml
+	OMP_NUM_THREADS=1 $(PY) -m src.cli fit --config configs/imdb_finetune_backward.yaml
 
 tensorboard: ## open TensorBoard on lightning_logs/
 	$(VENV)/bin/tensorboard --logdir lightning_logs

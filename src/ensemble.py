@@ -2,6 +2,8 @@
 probabilities, as ULMFiT averages a forward and a backward classifier (Howard & Ruder 2018).
 
     python -m src.ensemble --ckpt_path FORWARD.ckpt --ckpt_path BACKWARD.ckpt --split test
+    python -m src.ensemble --ckpt_path lightning_logs/imdb_finetune \
+        --ckpt_path lightning_logs/imdb_finetune_backward   # each newest run's best checkpoint
 
 Each checkpoint is rebuilt with its own tokenizer and preprocessing (a backward model reads its
 reviews reversed); the members must hold the same reviews with the same labels. Prints each
@@ -24,6 +26,7 @@ from src.checkpoints.restore import Loaded, restore
 from src.data.collate import pad_collate
 from src.errors import SeqLabError
 from src.predict.base import length_batches
+from src.run_dirs import best_checkpoint
 from src.runtime import apply_cpu_settings
 
 SPLIT_KEYS = ("data", "val_size", "seed")  # the data settings that decide a split's reviews
@@ -79,6 +82,7 @@ def evaluate(
         raise EnsembleError("an ensemble needs at least two --ckpt_path")
     members, labels, first = [], None, None
     for path in ckpt_paths:
+        path = best_checkpoint(Path(path)) if Path(path).is_dir() else path
         member = restore(path)
         probs, member_labels = member_probs(member, split, batch_size, data_dir)
         settings = split_settings(member)
@@ -102,7 +106,13 @@ def evaluate(
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     p = argparse.ArgumentParser(prog="python -m src.ensemble", description=__doc__.split("\n")[0])
-    p.add_argument("--ckpt_path", action="append", required=True, help="a member; repeat it")
+    p.add_argument(
+        "--ckpt_path",
+        action="append",
+        required=True,
+        help="a member: a checkpoint, or an experiment's run folder (its newest run's best "
+        "checkpoint); repeat it",
+    )
     p.add_argument("--split", choices=["val", "test"], default="test")
     p.add_argument("--batch_size", type=int, default=64)
     p.add_argument("--data_dir", help="the data, if not where the checkpoints were trained")

@@ -63,6 +63,24 @@ def last_checkpoint(base: Path, version: int | None) -> Path:
     return max(found, key=lambda p: p.stat().st_mtime_ns)
 
 
+def best_checkpoint(base: Path) -> Path:
+    """The checkpoint that scored best in the newest run of the experiment folder ``base``, as
+    that run's ``last.ckpt`` records it (its ``ModelCheckpoint``'s ``best_model_path``)."""
+    from src.checkpoints.files import load_checkpoint  # torch-heavy: only when asked
+
+    last = last_checkpoint(base, None)
+    states = load_checkpoint(last).get("callbacks", {})
+    paths = [s["best_model_path"] for k, s in states.items() if k.startswith("ModelCheckpoint")]
+    found = [Path(p) if Path(p).is_file() else last.parent / Path(p).name for p in paths if p]
+    found = [p for p in found if p.is_file()]
+    if not found:
+        raise SeqLabError(
+            f"{last} records no best checkpoint that exists (monitor a metric in the config's "
+            "checkpoint section), or give the checkpoint file itself"
+        )
+    return found[0]
+
+
 class RunDirs:
     """Fills in a parsed CLI config's run folder before the classes are built.
 

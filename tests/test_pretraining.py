@@ -257,7 +257,9 @@ def test_two_stage_recipe_through_the_cli_in_both_directions_then_ensemble(
     assert runs["imdb_finetune_backward"].datamodule.reverse
     names = ("imdb_finetune", "imdb_finetune_backward")
     members = [next((logs / n).glob(last)) for n in names]
-    result = ensemble_main([f"--ckpt_path={p}" for p in members] + ["--split", "val"])
+    folders = [f"--ckpt_path={logs / n}" for n in names]  # each run's best checkpoint
+    result = ensemble_main(folders + ["--split", "val"])
+    assert [Path(m["ckpt_path"]).name for m in result["members"]] == ["epoch00-step2.ckpt"] * 2
     for member, name in zip(result["members"], names, strict=True):
         # each member as its own validation measured it, the backward one on reversed reviews
         acc = float(runs[name].trainer.callback_metrics["val/acc"])
