@@ -296,7 +296,8 @@ def test_bench_fits_tests_and_tabulates(tmp_path, monkeypatch):
     assert naive["params"] == 0 and naive["epochs"] == 0
     monkeypatch.setattr(ett, "RESULTS", tmp_path / "results")
     assert "| ett_segrnn | ETTh1 | 6 | 2 |" in ett.table()
-    assert "| ETTh1 96 | ett_segrnn |  |  | " in ett.comparison()  # no run at these sizes
+    assert "| ETTh1 192 | ett_segrnn |  |  | " in ett.comparison()  # no run at these sizes
+    assert "| ETTh1 96 | ett_segrnn_large |  |  | " in ett.comparison()  # its point's config
     assert "| ETTh2 720 | ett_segrnn_mae |  |  | " in ett.comparison()  # its point's config
 
 
