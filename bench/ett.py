@@ -30,7 +30,12 @@ OTHERS = ("ett_lstm", "ett_seq2seq", *BASELINES)  # beside the shipped model, in
 # columns as it quotes them from the iTransformer paper).
 PUBLISHED_COLUMNS = ("SegRNN", "iTransformer", "PatchTST", "DLinear", "TimesNet")
 # The shipped recurrent config of each point where it is not ``ett_segrnn``
-SHIPPED = {("ETTh1", 96): "ett_segrnn_large", ("ETTh2", 720): "ett_segrnn_mae"}
+SHIPPED = {
+    ("ETTh1", 96): "ett_segrnn_large",
+    ("ETTh2", 96): "ett_segrnn_large_etth2",
+    ("ETTh2", 192): "ett_segrnn_large_etth2",
+    ("ETTh2", 720): "ett_segrnn_mae",
+}
 PUBLISHED = {
     ("ETTh1", 96): [(0.368, 0.395), (0.386, 0.405), (0.414, 0.419), (0.386, 0.400), (0.384, 0.402)],
     ("ETTh1", 192): [
