@@ -44,17 +44,20 @@ def split_settings(member: Loaded) -> dict[str, Any]:
     return {k: settings[k] for k in SPLIT_KEYS if k in settings}
 
 
-def member_probs(
-    member: Loaded, split: str, batch_size: int, data_dir: str | None = None
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """One checkpoint's class probabilities ``(R, K)`` on ``split`` in dataset order, and the
-    labels ``(R,)``."""
+def set_up(member: Loaded, data_dir: str | None = None) -> None:
+    """Load the member's labelled data (from ``data_dir`` when given)."""
     dm = member.datamodule
     if dm is None or not hasattr(dm, "datasets"):
         raise EnsembleError(f"{member.path} is not a text classifier with a labelled datamodule")
     if data_dir is not None:
         dm.data_dir = data_dir
     dm.setup("test")
+
+
+def member_probs(member: Loaded, split: str, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """One set-up checkpoint's class probabilities ``(R, K)`` on ``split`` in dataset order, and
+    the labels ``(R,)``."""
+    dm = member.datamodule
     dataset = dm.datasets.get(split)
     if dataset is None or dataset.labels is None or len(dataset) == 0:
         raise EnsembleError(f"{member.path}: its datamodule has no labelled {split!r} reviews")
@@ -84,8 +87,8 @@ def evaluate(
     for path in ckpt_paths:
         path = best_checkpoint(Path(path)) if Path(path).is_dir() else path
         member = restore(path)
-        probs, member_labels = member_probs(member, split, batch_size, data_dir)
-        settings = split_settings(member)
+        set_up(member, data_dir)
+        settings = split_settings(member)  # checked before the member's slow inference
         first = settings if first is None else first
         if settings != first:
             differ = ", ".join(f"{k} {first.get(k)} vs {settings.get(k)}" for k in SPLIT_KEYS)
@@ -93,6 +96,7 @@ def evaluate(
                 f"{path} was trained on another split than {ckpt_paths[0]} ({differ}); "
                 "ensemble models trained on the same data, val_size and seed"
             )
+        probs, member_labels = member_probs(member, split, batch_size)
         if labels is not None and not torch.equal(labels, member_labels):
             raise EnsembleError(
                 f"{path} holds other {split!r} reviews than {ckpt_paths[0]} (labels differ); "
